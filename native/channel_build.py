@@ -1,0 +1,47 @@
+"""cffi (API mode, out of line) build of the channel library for Python.
+
+The same C files as the Redis module's channel code: the layout, ring and
+wait/wake logic exist once.  The cdef lists only what shmcli/channel.py uses.
+"""
+
+from cffi import FFI
+
+ffibuilder = FFI()
+ffibuilder.cdef(
+    """
+    struct shm_client;
+    #define SHM_REC_REQUEST 2
+    #define SHM_REC_RESUME 4
+    #define SHM_OK 0
+    #define SHM_E_TIMEOUT -1
+    #define SHM_E_CLOSED -2
+    #define SHM_E_PROTO -3
+    #define SHM_E_SYS -4
+    #define SHM_E_REFUSED -5
+    #define SHM_E_NOMEM -6
+    int shm_client_open(const char *socket_path, const char *token, uint32_t ring_size,
+                        int timeout_ms, struct shm_client **out, char *err, size_t errlen);
+    void shm_client_close(struct shm_client *c);
+    void shm_client_set_wait(struct shm_client *c, uint32_t spin_ns, uint32_t adapt_ns,
+                             uint32_t liveness_ms);
+    int shm_client_send(struct shm_client *c, uint32_t kind, const char *buf, size_t len,
+                        int64_t timeout_ms);
+    int shm_client_recv(struct shm_client *c, const char **reply, size_t *reply_len,
+                        int64_t timeout_ms);
+    int shm_client_call(struct shm_client *c, const char *req, size_t req_len,
+                        const char **reply, size_t *reply_len, int64_t timeout_ms);
+    void *shm_client_region(struct shm_client *c, size_t *size);
+    const char *shm_client_strerror(int status);
+    """
+)
+ffibuilder.set_source(
+    "shmcli._channel",
+    '#include "shm_client.h"\n#include "shm_layout.h"',
+    sources=["native/channel/shm_client.c", "native/channel/shm_ring.c",
+             "native/channel/shm_wait.c"],
+    include_dirs=["native/channel"],
+    extra_compile_args=["-std=c11", "-O2", "-D_GNU_SOURCE", "-Wall", "-Wextra"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

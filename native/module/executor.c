@@ -1,0 +1,542 @@
+/*
+ * executor.c - runs sessions' requests and moves their replies into the rings.
+ *
+ * Commands run through RedisModule_Call on one detached context, as the
+ * session's ACL user (SetContextUser + the 'C' flag, the user looked up once
+ * per pass and never kept), in the session's db and RESP version, with '!' so
+ * writes reach the AOF and replicas.  The reply's raw protocol
+ * (CallReplyProto) is what goes into the reply ring, so the client receives
+ * the same bytes a socket would have carried.
+ *
+ * Per-connection state cannot live on RedisModule_Call's temporary client
+ * (it is reset after every call), so SELECT, HELLO, AUTH, CLIENT
+ * SETNAME/GETNAME/ID, RESET and QUIT are emulated: the server validates the
+ * command on the temporary client (exact error replies for free) and we carry
+ * the state over to the session.  Everything else that cannot behave exactly
+ * as on a socket is refused (command_policy.c).
+ *
+ * The server never waits for a client: a reply that does not fit stays in the
+ * session as pending output (the CallReply is kept, not copied), and the
+ * session reads no new request until it has drained.
+ */
+#include "executor.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../channel/shm_wait.h"
+#include "command_policy.h"
+#include "config.h"
+#include "resp_request.h"
+#include "session.h"
+#include "stats.h"
+
+#define REFUSAL_PREFIX "-SHMFALLBACK "
+#define STACK_ARGS 16
+
+static RedisModuleCtx *dctx;
+
+/* Scratch space for parsed argument arrays: one pass at a time holds the GIL. */
+static void *scratch;
+static size_t scratch_cap;
+
+static void *scratch_alloc(size_t bytes, void *ud) {
+    (void)ud;
+    if (bytes > scratch_cap) {
+        RM.Free(scratch);
+        scratch = RM.Alloc(bytes);
+        scratch_cap = bytes;
+    }
+    return scratch;
+}
+
+static void scratch_release(void *p, void *ud) {
+    (void)p;
+    (void)ud;
+}
+
+static const resp_request_allocator scratch_allocator = {scratch_alloc, scratch_release, NULL};
+
+int shm_executor_init(RedisModuleCtx *ctx) {
+    dctx = RM.GetDetachedThreadSafeContext(ctx);
+    return dctx ? RM_OK : RM_ERR;
+}
+
+/* ---- reply output ---- */
+
+static void fail(struct shm_session *s, const char *why) {
+    if (!s->failed) s->failed = why;
+}
+
+static void wake_client(struct shm_session *s) {
+    if (atomic_load_explicit(&s->hdr->rep.consumer_waiting, memory_order_seq_cst))
+        shm_futex_wake(&s->hdr->rep.tail);
+}
+
+static void release_output(struct shm_session *s) {
+    if (s->out_reply) RM.FreeCallReply(s->out_reply);
+    RM.Free(s->out_owned);
+    s->out_reply = NULL;
+    s->out_owned = NULL;
+    s->out_ptr = NULL;
+    s->out_len = s->out_off = 0;
+}
+
+/* Write as much pending output as fits; 1 when none is left. */
+static int flush_output(struct shm_session *s) {
+    uint32_t max_fragment = shm_max_fragment(s->rep.cap);
+    _Atomic uint32_t *waiting = &s->hdr->rep.producer_waiting;
+    int wrote = 0;
+    while (s->out_off < s->out_len) {
+        size_t left = s->out_len - s->out_off;
+        uint32_t frag = left > max_fragment ? max_fragment : (uint32_t)left;
+        uint32_t type = SHM_REC_REPLY | (left > frag ? SHM_REC_MORE : 0);
+        int r = shm_ring_write(&s->rep, type, s->out_ptr + s->out_off, frag);
+        if (r < 0) {
+            fail(s, "the client corrupted its reply ring");
+            return 0;
+        }
+        if (r == 0) {
+            /* Say we wait for space, then look once more: either the client
+               sees the flag after consuming, or we see its progress. */
+            if (atomic_load_explicit(waiting, memory_order_relaxed)) break;
+            atomic_store_explicit(waiting, 1, memory_order_seq_cst);
+            continue;
+        }
+        s->out_off += frag;
+        wrote = 1;
+    }
+    if (wrote) wake_client(s);
+    if (s->out_off < s->out_len) {
+        if (s->out_len - s->out_off > (size_t)shm_cfg.output_limit)
+            fail(s, "unread replies over shm.output-limit");
+        return 0;
+    }
+    atomic_store_explicit(waiting, 0, memory_order_relaxed);
+    release_output(s);
+    return 1;
+}
+
+/* Send a reply.  `owner` (may be NULL) is freed once the bytes are out;
+   without an owner the bytes are copied if they must wait. */
+static void send_reply(struct shm_session *s, const char *data, size_t len,
+                       RedisModuleCallReply *owner) {
+    shm_stats.bytes_out += len;
+    s->out_ptr = data;
+    s->out_len = len;
+    s->out_off = 0;
+    s->out_reply = owner;
+    if (flush_output(s) || owner || s->failed) return;
+    size_t left = s->out_len - s->out_off;
+    s->out_owned = RM.Alloc(left);
+    memcpy(s->out_owned, s->out_ptr + s->out_off, left);
+    s->out_ptr = s->out_owned;
+    s->out_len = left;
+    s->out_off = 0;
+}
+
+static void send_text(struct shm_session *s, const char *text) {
+    send_reply(s, text, strlen(text), NULL);
+}
+
+static void send_refusal(struct shm_session *s, const char *reason) {
+    char line[160];
+    snprintf(line, sizeof line, REFUSAL_PREFIX "%s\r\n", reason);
+    send_text(s, line);
+    s->refusing = 1;
+    shm_stats.refused++;
+}
+
+static void send_bulk_or_null(struct shm_session *s, const char *p, size_t len) {
+    if (!p) {
+        send_text(s, s->resp == 3 ? "_\r\n" : "$-1\r\n");
+        return;
+    }
+    char head[32];
+    int n = snprintf(head, sizeof head, "$%zu\r\n", len);
+    char *buf = RM.Alloc((size_t)n + len + 2);
+    memcpy(buf, head, (size_t)n);
+    memcpy(buf + n, p, len);
+    memcpy(buf + n + len, "\r\n", 2);
+    send_reply(s, buf, (size_t)n + len + 2, NULL);
+    RM.Free(buf);
+}
+
+/* ---- running one command ---- */
+
+struct pass {
+    int ctx_flags;
+    RedisModuleUser *user; /* the current session's, for this pass only */
+    struct shm_pass_result result;
+};
+
+static RedisModuleCallReply *call(struct shm_session *s, RedisModuleUser *user, int resp,
+                                  const char *name, size_t name_len, RedisModuleString **args,
+                                  size_t nargs) {
+    char small[64], *cname = name_len < sizeof small ? small : RM.Alloc(name_len + 1);
+    memcpy(cname, name, name_len);
+    cname[name_len] = '\0';
+    RM.SetContextUser(dctx, user);
+    RM.SelectDb(dctx, s->db);
+    RedisModuleCallReply *r = RM.Call(dctx, cname, resp == 3 ? "v!EC3" : "v!EC", args, nargs);
+    if (cname != small) RM.Free(cname);
+    return r;
+}
+
+static int reply_is_error(RedisModuleCallReply *r) {
+    return !r || RM.CallReplyType(r) == RM_REPLY_ERROR;
+}
+
+static void send_call_reply(struct shm_session *s, RedisModuleCallReply *r) {
+    if (!r) {
+        char line[128];
+        snprintf(line, sizeof line, "-ERR shm: the command could not run (%s)\r\n",
+                 strerror(errno));
+        send_text(s, line);
+        return;
+    }
+    size_t len;
+    const char *proto = RM.CallReplyProto(r, &len);
+    send_reply(s, proto, len, r);
+}
+
+static int arg_is(const char *p, size_t len, const char *word) {
+    return strlen(word) == len && !strncasecmp(p, word, len);
+}
+
+/* The server accepted this SELECT, so it is a small integer. */
+static int parse_db(const char *p, size_t len) {
+    long long v = 0;
+    int neg = len && p[0] == '-';
+    for (size_t i = (size_t)neg; i < len && i < 12 && p[i] >= '0' && p[i] <= '9'; i++)
+        v = v * 10 + (p[i] - '0');
+    return (int)(neg ? -v : v);
+}
+
+static void set_user(struct shm_session *s, const char *name, size_t len) {
+    if (len >= sizeof s->user) len = sizeof s->user - 1;
+    memcpy(s->user, name, len);
+    s->user[len] = '\0';
+}
+
+/* After RESET the connection is authenticated only if "default" needs no
+   password, exactly as the server decides for a socket. */
+static int default_user_is_open(void) {
+    RedisModuleCallReply *r = RM.Call(dctx, "ACL", "cc", "GETUSER", "default");
+    int nopass = 0, on = 0;
+    size_t n = r && RM.CallReplyType(r) == RM_REPLY_ARRAY ? RM.CallReplyLength(r) : 0;
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        size_t klen;
+        const char *key = RM.CallReplyStringPtr(RM.CallReplyArrayElement(r, i), &klen);
+        if (!key || !arg_is(key, klen, "flags")) continue;
+        RedisModuleCallReply *flags = RM.CallReplyArrayElement(r, i + 1);
+        for (size_t k = 0; k < RM.CallReplyLength(flags); k++) {
+            size_t flen;
+            const char *f = RM.CallReplyStringPtr(RM.CallReplyArrayElement(flags, k), &flen);
+            nopass |= f && arg_is(f, flen, "nopass");
+            on |= f && arg_is(f, flen, "on");
+        }
+    }
+    if (r) RM.FreeCallReply(r);
+    return nopass && on;
+}
+
+/* HELLO's reply comes from the temporary client: give it our client id. */
+static void send_hello_reply(struct shm_session *s, RedisModuleCallReply *r) {
+    size_t len;
+    const char *proto = RM.CallReplyProto(r, &len);
+    static const char key[] = "\r\n$2\r\nid\r\n:";
+    const char *at = memmem(proto, len, key, sizeof key - 1);
+    const char *end = at ? memchr(at + sizeof key - 1, '\r', len - (size_t)(at - proto)) : NULL;
+    if (!end) {
+        send_reply(s, proto, len, r);
+        return;
+    }
+    char id[24];
+    int idlen = snprintf(id, sizeof id, "%llu", (unsigned long long)s->control_client_id);
+    size_t head = (size_t)(at - proto) + sizeof key - 1, tail = len - (size_t)(end - proto);
+    char *buf = RM.Alloc(head + (size_t)idlen + tail);
+    memcpy(buf, proto, head);
+    memcpy(buf + head, id, (size_t)idlen);
+    memcpy(buf + head + (size_t)idlen, end, tail);
+    send_reply(s, buf, head + (size_t)idlen + tail, NULL);
+    RM.Free(buf);
+    RM.FreeCallReply(r);
+}
+
+static void run_hello(struct shm_session *s, RedisModuleUser *user, const resp_request *q,
+                      RedisModuleString **args) {
+    const char *auth_user = NULL, *name = NULL;
+    size_t auth_len = 0, name_len = 0;
+    for (size_t j = 2; j < q->argc; j++) {
+        size_t more = q->argc - 1 - j;
+        if (arg_is(q->argv[j], q->argvlen[j], "auth") && more >= 2) {
+            auth_user = q->argv[j + 1];
+            auth_len = q->argvlen[j + 1];
+            j += 2;
+        } else if (arg_is(q->argv[j], q->argvlen[j], "setname") && more >= 1) {
+            name = q->argv[j + 1];
+            name_len = q->argvlen[j + 1];
+            j++;
+        }
+    }
+    if (!s->authenticated && !auth_user) {
+        send_text(s, "-NOAUTH HELLO must be called with the client already authenticated, "
+                     "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
+                     "authenticate the client and select the RESP protocol version at the "
+                     "same time\r\n");
+        return;
+    }
+    int resp = s->resp;
+    if (q->argc >= 2 && q->argvlen[1] == 1 && (q->argv[1][0] == '2' || q->argv[1][0] == '3'))
+        resp = q->argv[1][0] - '0';
+    RedisModuleCallReply *r = call(s, user, resp, q->argv[0], q->argvlen[0], args, q->argc - 1);
+    if (reply_is_error(r)) {
+        send_call_reply(s, r);
+        return;
+    }
+    s->resp = resp;
+    if (auth_user) {
+        set_user(s, auth_user, auth_len);
+        s->authenticated = 1;
+    }
+    if (name) {
+        RedisModuleString *n = RM.CreateString(NULL, name, name_len);
+        RM.SetClientNameById(s->control_client_id, n);
+        RM.FreeString(NULL, n);
+    }
+    send_hello_reply(s, r);
+}
+
+static void run_client_getname(struct shm_session *s) {
+    RedisModuleString *name = RM.GetClientNameById(dctx, s->control_client_id);
+    size_t len = 0;
+    const char *p = name ? RM.StringPtrLen(name, &len) : NULL;
+    send_bulk_or_null(s, p, len);
+    if (name) RM.FreeString(dctx, name);
+}
+
+static void run_reset(struct shm_session *s) {
+    RedisModuleString *empty = RM.CreateString(NULL, "", 0);
+    RM.SetClientNameById(s->control_client_id, empty);
+    RM.FreeString(NULL, empty);
+    s->db = 0;
+    s->resp = 2;
+    set_user(s, "default", 7);
+    s->authenticated = default_user_is_open();
+    send_text(s, "+RESET\r\n");
+}
+
+static RedisModuleUser *session_user(struct pass *p, struct shm_session *s) {
+    if (!p->user) {
+        RedisModuleString *name = RM.CreateString(NULL, s->user, strlen(s->user));
+        p->user = RM.GetModuleUserFromUserName(name);
+        RM.FreeString(NULL, name);
+    }
+    return p->user;
+}
+
+static void run_request(struct pass *p, struct shm_session *s, const resp_request *q) {
+    if (s->refusing) {
+        send_refusal(s, "skipped after a refusal");
+        return;
+    }
+    struct shm_verdict v =
+        shm_policy_classify(dctx, (const char *const *)q->argv, q->argvlen, q->argc, p->ctx_flags);
+    int noauth_ok = v.action == SHM_ACT_AUTH || v.action == SHM_ACT_HELLO ||
+                    v.action == SHM_ACT_QUIT || v.action == SHM_ACT_RESET;
+    if (!s->authenticated && !noauth_ok && (v.flags & SHM_CMD_KNOWN)) {
+        send_text(s, "-NOAUTH Authentication required.\r\n");
+        return;
+    }
+    if (v.action == SHM_ACT_REFUSE) {
+        send_refusal(s, v.reason);
+        return;
+    }
+    RedisModuleUser *user = session_user(p, s);
+    if (!user) {
+        fail(s, "its ACL user no longer exists");
+        return;
+    }
+
+    RedisModuleString *stack_args[STACK_ARGS];
+    RedisModuleString **args =
+        q->argc <= STACK_ARGS ? stack_args : RM.Alloc(sizeof *args * q->argc);
+    for (size_t i = 0; i < q->argc; i++) args[i] = RM.CreateString(NULL, q->argv[i], q->argvlen[i]);
+
+    if ((v.flags & SHM_CMD_KNOWN) && RM.ACLCheckCommandPermissions(user, args, (int)q->argc) != RM_OK) {
+        /* The socket reports denials exactly (text, ACL LOG entry). */
+        send_refusal(s, "denied by ACL: the socket reports it");
+    } else {
+        p->result.executed++;
+        shm_stats.commands++;
+        if (shm_policy_has_side_effects(v.flags)) p->result.side_effects = 1;
+        RedisModuleCallReply *r = NULL;
+        switch (v.action) {
+        case SHM_ACT_HELLO: run_hello(s, user, q, args + 1); break;
+        case SHM_ACT_CLIENT_GETNAME: run_client_getname(s); break;
+        case SHM_ACT_RESET: run_reset(s); break;
+        case SHM_ACT_QUIT:
+            send_text(s, "+OK\r\n");
+            s->quitting = 1;
+            break;
+        case SHM_ACT_CLIENT_ID: {
+            char line[32];
+            snprintf(line, sizeof line, ":%llu\r\n", (unsigned long long)s->control_client_id);
+            send_text(s, line);
+            break;
+        }
+        default:
+            r = call(s, user, s->resp, q->argv[0], q->argvlen[0], args + 1, q->argc - 1);
+            if (!reply_is_error(r)) {
+                if (v.action == SHM_ACT_SELECT)
+                    s->db = parse_db(q->argv[1], q->argvlen[1]);
+                else if (v.action == SHM_ACT_AUTH) {
+                    if (q->argc == 2) set_user(s, "default", 7);
+                    else set_user(s, q->argv[1], q->argvlen[1]);
+                    s->authenticated = 1;
+                } else if (v.action == SHM_ACT_CLIENT_SETNAME)
+                    RM.SetClientNameById(s->control_client_id, args[2]);
+            }
+            send_call_reply(s, r);
+        }
+    }
+    for (size_t i = 0; i < q->argc; i++) RM.FreeString(NULL, args[i]);
+    if (args != stack_args) RM.Free(args);
+}
+
+static void run_buffer(struct pass *p, struct shm_session *s, const char *buf, size_t len) {
+    resp_request q;
+    const char *err = NULL;
+    int rc = resp_request_parse(buf, len, 1024 * 1024, (size_t)shm_cfg.input_limit,
+                                &scratch_allocator, &q, &err);
+    if (rc != RESP_REQUEST_OK) {
+        char line[160];
+        snprintf(line, sizeof line, "-ERR Protocol error: %s\r\n",
+                 rc == RESP_REQUEST_ENOMEM ? "out of memory" : err);
+        send_text(s, line);
+        s->quitting = 1; /* as on a socket: the connection ends after the error */
+        return;
+    }
+    run_request(p, s, &q);
+}
+
+/* ---- passes ---- */
+
+static int append_input(struct shm_session *s, const char *p, uint32_t n) {
+    if (s->in_len + n > (size_t)shm_cfg.input_limit) return -1;
+    if (s->in_len + n > s->in_cap) {
+        size_t cap = s->in_cap ? s->in_cap : 64 * 1024;
+        while (cap < s->in_len + n) cap *= 2;
+        s->in = RM.Realloc(s->in, cap);
+        s->in_cap = cap;
+    }
+    memcpy(s->in + s->in_len, p, n);
+    s->in_len += n;
+    return 0;
+}
+
+static void run_session(struct pass *p, struct shm_session *s) {
+    if (s->out_len && !flush_output(s)) return;
+    int consumed = 0;
+    for (long long n = 0; n < shm_cfg.batch_max && !s->failed && !s->quitting; n++) {
+        uint32_t type, len;
+        const char *payload;
+        int r = shm_ring_peek(&s->req, &type, &payload, &len);
+        if (r == 0) break;
+        if (r < 0) {
+            fail(s, "the client corrupted its request ring");
+            break;
+        }
+        shm_stats.bytes_in += len;
+        consumed = 1;
+        uint32_t kind = SHM_REC_KIND(type);
+        if (kind == SHM_REC_RESUME && !s->in_len) {
+            s->refusing = 0;
+            shm_ring_consume(&s->req, len);
+        } else if (kind != SHM_REC_REQUEST) {
+            fail(s, "the client sent a record out of place");
+        } else if ((type & SHM_REC_MORE) || s->in_len) {
+            if (append_input(s, payload, len) < 0) {
+                fail(s, "request over shm.input-limit");
+                break;
+            }
+            shm_ring_consume(&s->req, len);
+            if (type & SHM_REC_MORE) continue;
+            run_buffer(p, s, s->in, s->in_len);
+            s->in_len = 0;
+            if (s->in_cap > 1024 * 1024) { /* do not keep a huge buffer around */
+                RM.Free(s->in);
+                s->in = NULL;
+                s->in_cap = 0;
+            }
+        } else {
+            run_buffer(p, s, payload, len);
+            shm_ring_consume(&s->req, len);
+        }
+        if (s->out_len) break; /* the client must read before we go on */
+    }
+    if (consumed && atomic_load_explicit(&s->hdr->req.producer_waiting, memory_order_seq_cst))
+        shm_futex_wake(&s->hdr->req.head);
+    if (s->quitting && !s->out_len) fail(s, "");
+}
+
+struct shm_pass_result shm_execute_pass(void) {
+    struct pass p = {0};
+    pthread_mutex_lock(&table_lock);
+    p.ctx_flags = RM.GetContextFlags(dctx);
+    for (int i = 0; i < session_slots; i++) {
+        struct shm_session *s = sessions[i];
+        if (!s || s->failed) continue;
+        run_session(&p, s);
+        if (p.user) {
+            RM.SetContextUser(dctx, NULL);
+            RM.FreeModuleUser(p.user);
+            p.user = NULL;
+        }
+        if (s->failed) p.result.failed = 1;
+    }
+    pthread_mutex_unlock(&table_lock);
+    return p.result;
+}
+
+static int session_has_work(const struct shm_session *s) {
+    if (s->failed) return 0;
+    if (s->out_len) /* pending output: work once the client made room */
+        return atomic_load_explicit(&s->hdr->rep.head, memory_order_acquire) != s->rep.head_cache;
+    return shm_ring_has_data(&s->req);
+}
+
+int shm_work_pending(void) {
+    int pending = 0;
+    pthread_mutex_lock(&table_lock);
+    for (int i = 0; i < session_slots && !pending; i++)
+        pending = sessions[i] && session_has_work(sessions[i]);
+    pthread_mutex_unlock(&table_lock);
+    return pending;
+}
+
+int shm_mark_sleeping(int sleeping) {
+    int pending = 0;
+    pthread_mutex_lock(&table_lock);
+    for (int i = 0; i < session_slots; i++) {
+        struct shm_session *s = sessions[i];
+        if (!s) continue;
+        atomic_store_explicit(&s->hdr->req.consumer_waiting, (uint32_t)sleeping,
+                              sleeping ? memory_order_seq_cst : memory_order_relaxed);
+        if (sleeping) pending |= session_has_work(s);
+    }
+    pthread_mutex_unlock(&table_lock);
+    return pending;
+}
+
+void shm_reap_failed(void) {
+    pthread_mutex_lock(&table_lock);
+    for (int i = 0; i < session_slots; i++) {
+        struct shm_session *s = sessions[i];
+        if (s && s->failed) shm_session_close(s, s->failed[0] ? s->failed : NULL);
+    }
+    pthread_mutex_unlock(&table_lock);
+}

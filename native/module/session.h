@@ -1,0 +1,75 @@
+/*
+ * session.h - one client's shared-memory session and the table of them.
+ *
+ * A session is bound to the Redis connection that asked for it (its control
+ * connection): it runs as that connection's ACL user, reports that
+ * connection's id, and dies with it.  The table is guarded by `table_lock`
+ * because the fast-path worker polls it without the GIL; whoever executes
+ * commands holds the GIL first, then the table lock.
+ */
+#ifndef SHM_SESSION_H
+#define SHM_SESSION_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "../channel/shm_ring.h"
+#include "rm_api.h"
+
+#define SHM_USER_MAX 256
+
+struct shm_session {
+    uint64_t id;
+    uint64_t control_client_id; /* the Redis connection this session belongs to */
+    int sock;                   /* SOCK_SEQPACKET to the client: hang-up = client gone */
+    int doorbell;               /* eventfd the client rings when we said we sleep */
+    struct shm_region_header *hdr;
+    size_t region_size;
+    struct shm_ring_reader req;
+    struct shm_ring_writer rep;
+
+    /* connection state, as a socket client has it */
+    char user[SHM_USER_MAX];
+    int db;
+    int resp; /* 2 or 3 */
+    int authenticated;
+    int refusing; /* refused a command: refuse the rest until RESUME */
+    int quitting; /* QUIT answered: close once the reply is out */
+    const char *failed; /* set: close at the next reap ("" = a normal close) */
+
+    /* a request arriving in fragments */
+    char *in;
+    size_t in_len, in_cap;
+
+    /* reply bytes that did not fit into the ring yet */
+    RedisModuleCallReply *out_reply; /* owner of out_ptr when set */
+    char *out_owned;                 /* or this */
+    const char *out_ptr;
+    size_t out_len, out_off;
+};
+
+extern pthread_mutex_t table_lock;
+
+/* Sessions live in a fixed array of shm.max-sessions slots (NULL = free). */
+extern struct shm_session **sessions;
+extern int session_slots;
+
+int shm_sessions_init(RedisModuleCtx *ctx);
+void shm_sessions_shutdown(void);
+
+/* SHM.HANDSHAKE: issue a token for the calling connection. */
+int shm_handshake_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+
+/* The control connection went away: end its sessions and tokens. */
+void shm_sessions_client_gone(uint64_t client_id);
+
+/* Drop expired tokens and silent connections (cheap when there are none). */
+void shm_sessions_expire(void);
+
+/* End a session (table lock held, main thread). */
+void shm_session_close(struct shm_session *s, const char *why);
+
+int shm_session_count(void);
+const char *shm_socket_path(void);
+
+#endif

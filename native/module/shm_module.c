@@ -1,0 +1,192 @@
+/*
+ * shm_module.c - the module's entry point: it wires the parts to the server.
+ *
+ * OnLoad resolves our own Modules API declarations (refusing to load, with
+ * one log line, on a server that lacks one), registers the shm.* configs,
+ * SHM.HANDSHAKE, INFO shm, a command filter that notices client pauses, and
+ * the server events sessions depend on:
+ *   - EventLoop AFTER_SLEEP runs the main-thread pass: commands executed
+ *     there get blocked-client wake-ups, AOF writes and replica feeds in the
+ *     same loop iteration, on 7.0 and later alike (reference §4.1);
+ *   - EventLoop BEFORE_SLEEP tells sessions "the server sleeps" so their
+ *     clients ring the doorbell (main-thread mode);
+ *   - ClientChange DISCONNECTED ends the sessions of a closed connection,
+ *     which also covers CLIENT KILL and ACL DELUSER.
+ * The module cannot be unloaded: sessions hold descriptors in the event loop
+ * and, on the fast path, a thread.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "../channel/shm_wait.h"
+#include "command_policy.h"
+#include "config.h"
+#include "executor.h"
+#include "rm_api.h"
+#include "session.h"
+#include "stats.h"
+#include "worker.h"
+
+#define MODULE_NAME "shm"
+#define MODULE_VERSION 1
+
+static int kick_fd = -1; /* written to wake the event loop at once */
+
+static void on_kick(int fd, void *ud, int mask) {
+    (void)ud;
+    (void)mask;
+    shm_doorbell_drain(fd);
+}
+
+static void on_event_loop(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t sub, void *data) {
+    (void)ctx;
+    (void)eid;
+    (void)data;
+    int main_thread_mode = shm_cfg.exec_mode == SHM_EXEC_MAIN_THREAD;
+    if (sub == RM_SUBEVENT_EVENTLOOP_AFTER_SLEEP) {
+        if (!session_slots) return;
+        if (main_thread_mode) shm_mark_sleeping(0);
+        struct shm_pass_result r = shm_execute_pass();
+        if (r.executed) shm_stats.main_batches++;
+        shm_reap_failed();
+    } else {
+        shm_sessions_expire();
+        /* Work that arrived after the pass must not wait for the next event. */
+        if (main_thread_mode && session_slots && shm_mark_sleeping(1))
+            shm_doorbell_ring(kick_fd);
+    }
+}
+
+static void on_client_change(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t sub,
+                             void *data) {
+    (void)ctx;
+    (void)eid;
+    if (sub == RM_SUBEVENT_CLIENT_CHANGE_DISCONNECTED)
+        shm_sessions_client_gone(((RedisModuleClientInfoV1 *)data)->id);
+}
+
+static void on_module_change(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t sub,
+                             void *data) {
+    (void)ctx;
+    (void)eid;
+    (void)sub;
+    (void)data;
+    shm_policy_forget_commands();
+}
+
+static void on_role_change(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t sub, void *data) {
+    (void)ctx;
+    (void)eid;
+    (void)sub;
+    (void)data;
+    shm_policy_role_changed();
+}
+
+static void on_shutdown(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t sub, void *data) {
+    (void)ctx;
+    (void)eid;
+    (void)sub;
+    (void)data;
+    shm_sessions_shutdown();
+}
+
+/* Sees every command the server runs; only pause-related ones matter. */
+static void on_command(RedisModuleCommandFilterCtx *fctx) {
+    int argc = RM.CommandFilterArgsCount(fctx);
+    if (argc < 1 || argc > 8) return;
+    const char *argv[8];
+    size_t lens[8];
+    argv[0] = RM.StringPtrLen(RM.CommandFilterArgGet(fctx, 0), &lens[0]);
+    char c = lens[0] ? (char)(argv[0][0] | 0x20) : 0;
+    if (c != 'c' && c != 'f' && c != 's') return;
+    for (int i = 1; i < argc; i++) argv[i] = RM.StringPtrLen(RM.CommandFilterArgGet(fctx, i), &lens[i]);
+    shm_policy_observe(argv, lens, (size_t)argc);
+}
+
+static void on_info(RedisModuleInfoCtx *ictx, int for_crash_report) {
+    (void)for_crash_report;
+    RM.InfoAddSection(ictx, "");
+    RM.InfoAddFieldCString(ictx, "exec_mode",
+                           shm_cfg.exec_mode == SHM_EXEC_FAST_PATH ? "fast-path" : "main-thread");
+    RM.InfoAddFieldCString(ictx, "socket", (char *)shm_socket_path());
+    pthread_mutex_lock(&table_lock);
+    long long open_sessions = shm_session_count();
+    pthread_mutex_unlock(&table_lock);
+    struct {
+        const char *name;
+        unsigned long long value;
+    } fields[] = {
+        {"sessions", (unsigned long long)open_sessions},
+        {"sessions_opened", shm_stats.sessions_opened},
+        {"sessions_closed", shm_stats.sessions_closed},
+        {"sessions_killed", shm_stats.sessions_killed},
+        {"handshakes_refused", shm_stats.handshakes_refused},
+        {"commands", shm_stats.commands},
+        {"refused", shm_stats.refused},
+        {"bytes_in", shm_stats.bytes_in},
+        {"bytes_out", shm_stats.bytes_out},
+        {"wakeups", shm_stats.wakeups},
+        {"main_batches", shm_stats.main_batches},
+        {"worker_batches", shm_stats.worker_batches},
+        {"handoffs", shm_stats.handoffs},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        RM.InfoAddFieldULongLong(ictx, (char *)fields[i].name, fields[i].value);
+}
+
+static int subscribe(RedisModuleCtx *ctx, uint64_t id, void (*cb)(RedisModuleCtx *, RedisModuleEvent, uint64_t, void *)) {
+    RedisModuleEvent ev = {id, 1};
+    return RM.SubscribeToServerEvent(ctx, ev, cb);
+}
+
+__attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ctx,
+                                                              RedisModuleString **argv, int argc) {
+    (void)argv;
+    (void)argc;
+    const char *missing = NULL;
+    if (rm_api_init(ctx, MODULE_NAME, MODULE_VERSION, &missing) != RM_OK) {
+        if (!missing) return RM_ERR; /* the name is taken: the server says so */
+        char line[256];
+        snprintf(line, sizeof line,
+                 "shm: this server lacks RedisModule_%s (the module needs Redis >= 7.0.6 or "
+                 "Valkey >= 7.2.6); not loading",
+                 missing);
+        if (RM.Log)
+            RM.Log(ctx, "warning", "%s", line);
+        else
+            fprintf(stderr, "%s\n", line);
+        return RM_ERR;
+    }
+    if (shm_config_register(ctx) != RM_OK) {
+        RM.Log(ctx, "warning", "shm: invalid shm.* configuration; not loading");
+        return RM_ERR;
+    }
+    kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (kick_fd < 0 || RM.EventLoopAdd(kick_fd, RM_EVENTLOOP_READABLE, on_kick, NULL) != RM_OK ||
+        shm_executor_init(ctx) != RM_OK ||
+        RM.CreateCommand(ctx, "shm.handshake", shm_handshake_command, "fast deny-script", 0, 0,
+                         0) != RM_OK ||
+        RM.RegisterInfoFunc(ctx, on_info) != RM_OK ||
+        !RM.RegisterCommandFilter(ctx, on_command, 0) ||
+        subscribe(ctx, RM_EVENTID_EVENTLOOP, on_event_loop) != RM_OK ||
+        subscribe(ctx, RM_EVENTID_CLIENT_CHANGE, on_client_change) != RM_OK ||
+        subscribe(ctx, RM_EVENTID_MODULE_CHANGE, on_module_change) != RM_OK ||
+        subscribe(ctx, RM_EVENTID_REPLICATION_ROLE_CHANGED, on_role_change) != RM_OK ||
+        subscribe(ctx, RM_EVENTID_SHUTDOWN, on_shutdown) != RM_OK) {
+        RM.Log(ctx, "warning", "shm: setting up the module failed; not loading");
+        return RM_ERR;
+    }
+    if (shm_sessions_init(ctx) != RM_OK) return RM_ERR;
+    if (shm_cfg.exec_mode == SHM_EXEC_FAST_PATH && shm_worker_start(ctx, kick_fd) != RM_OK) {
+        RM.Log(ctx, "warning", "shm: cannot start the fast-path worker; not loading");
+        return RM_ERR;
+    }
+    return RM_OK;
+}
+
+__attribute__((visibility("default"))) int RedisModule_OnUnload(RedisModuleCtx *ctx) {
+    RM.Log(ctx, "warning", "shm: the module cannot be unloaded (sessions and threads depend on it)");
+    return RM_ERR;
+}

@@ -1,0 +1,27 @@
+/*
+ * stats.h - counters reported by INFO shm.  Updated by whoever holds the GIL
+ * (main thread or fast-path worker), read by INFO on the main thread.
+ */
+#ifndef SHM_STATS_H
+#define SHM_STATS_H
+
+#include <stdint.h>
+
+struct shm_stats {
+    uint64_t sessions_opened;
+    uint64_t sessions_closed;
+    uint64_t sessions_killed; /* closed for breaking the protocol or a limit */
+    uint64_t handshakes_refused;
+    uint64_t commands;        /* executed over shared memory */
+    uint64_t refused;         /* answered with the fallback error */
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t wakeups;         /* doorbell rings that woke us */
+    uint64_t main_batches;    /* passes run by the main thread */
+    uint64_t worker_batches;  /* passes run by the fast-path worker */
+    uint64_t handoffs;        /* worker could not take the GIL: main thread ran it */
+};
+
+extern struct shm_stats shm_stats;
+
+#endif
