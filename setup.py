@@ -25,7 +25,8 @@ REDIS_MODULE = "shmcli.shm_module"
 
 class BuildNative(build_ext):
     def get_ext_filename(self, fullname):
-        if fullname == REDIS_MODULE:  # a Redis module, not a Python extension
+        # Called with the dotted name and with its last part alone.
+        if fullname.split(".")[-1] == REDIS_MODULE.split(".")[-1]:  # not a Python extension
             return os.path.join(*fullname.split(".")) + ".so"
         return super().get_ext_filename(fullname)
 

@@ -292,7 +292,8 @@ static void on_hello(int fd, void *ud, int mask) {
     }
     pthread_mutex_lock(&table_lock);
     s->id = next_session_id++;
-    sessions[free_slot()] = s;
+    int slot = free_slot(); /* may move `sessions` */
+    sessions[slot] = s;
     shm_stats.sessions_opened++;
     pthread_mutex_unlock(&table_lock);
     send(fd, "OK", 2, MSG_NOSIGNAL | MSG_DONTWAIT);

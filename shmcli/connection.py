@@ -1,0 +1,353 @@
+"""One logical Redis connection: a socket, plus a shared-memory session when it can.
+
+The socket comes first (TCP or unix, with AUTH / HELLO / SELECT as redis-cli
+does them), then SHM.HANDSHAKE asks the module for a session bound to that
+socket's client.  Commands go through shared memory; the module refuses, with
+one distinct error (``-SHMFALLBACK``), whatever it cannot run exactly, and
+those commands (and any that followed them in the same batch) are sent over
+the socket instead, in order.  Transactions and subscriber mode pin the
+connection to the socket until they end.
+
+State-changing commands that ran over shared memory (SELECT, AUTH, HELLO,
+RESET) are replayed on the socket before it is next used, so both transports
+always agree on the db, the user and the protocol.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+from .channel import ChannelClosed, ChannelError, ShmChannel
+from .resp import (
+    NOT_ENOUGH,
+    Array,
+    Bulk,
+    Error,
+    Integer,
+    Push,
+    Reader,
+    Reply,
+    encode_command,
+    parse_one,
+)
+
+ShmMode = Literal["auto", "require", "off"]
+Arg = bytes | str | int | float | bytearray | memoryview
+
+FALLBACK_PREFIX = b"SHMFALLBACK "
+# Commands whose effect lives on the connection and must reach the socket too.
+_STATE_COMMANDS = frozenset({b"select", b"auth", b"hello", b"reset"})
+_SUBSCRIBE = frozenset({b"subscribe", b"psubscribe", b"ssubscribe"})
+_UNSUBSCRIBE = frozenset({b"unsubscribe", b"punsubscribe", b"sunsubscribe"})
+
+
+class ShmUnavailable(ConnectionError):
+    """shm="require" and the server offers no shared-memory session."""
+
+
+def _name(arg: Arg) -> bytes:
+    if isinstance(arg, str):
+        return arg.lower().encode()
+    if isinstance(arg, (bytes, bytearray, memoryview)):
+        return bytes(arg).lower()
+    return str(arg).encode()
+
+
+def is_fallback(reply: Reply) -> bool:
+    return isinstance(reply, Error) and reply.text.startswith(FALLBACK_PREFIX)
+
+
+class SocketTransport:
+    """RESP over a plain socket, read with the type-preserving reader."""
+
+    def __init__(self, host: str, port: int, unix_socket: str | None,
+                 timeout: float | None) -> None:
+        if unix_socket:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            address: str | tuple[str, int] = unix_socket
+        else:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            address = (host, port)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(address)
+        except OSError:
+            sock.close()
+            raise
+        if not unix_socket:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
+        self.reader = Reader()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read(self) -> Reply:
+        while True:
+            reply = self.reader.gets()
+            if reply is not NOT_ENOUGH:
+                return reply
+            chunk = self.sock.recv(1 << 18)
+            if not chunk:
+                raise ConnectionError("Server closed the connection")
+            self.reader.feed(chunk)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Connection:
+    """See the module docstring.  Not thread-safe: one user at a time."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 6379,
+                 unix_socket: str | None = None, db: int = 0, username: str | None = None,
+                 password: str | None = None, protocol: int = 2, shm: ShmMode = "auto",
+                 timeout: float | None = None) -> None:
+        if shm not in ("auto", "require", "off"):
+            raise ValueError(f"shm must be 'auto', 'require' or 'off', not {shm!r}")
+        if protocol not in (2, 3):
+            raise ValueError(f"protocol must be 2 or 3, not {protocol!r}")
+        self.host, self.port, self.unix_socket = host, port, unix_socket
+        self.timeout = timeout
+        self.db = 0
+        self.protocol = 2
+        self.username = username or "default"
+        self.shm_error: str | None = None
+        self._socket: SocketTransport | None = SocketTransport(host, port, unix_socket, timeout)
+        self._shm: ShmChannel | None = None
+        self._socket_backlog: list[bytes] = []  # state commands to replay on the socket
+        self._in_multi = self._watching = False
+        self._subscribed = False
+        self._tracking = False  # invalidations are tracked on the socket's client only
+        try:
+            self._handshake(db, username, password, protocol)
+            if shm != "off":
+                self._open_session(required=shm == "require")
+        except BaseException:
+            self.close()
+            raise
+
+    # ---- setup ----
+
+    def _checked(self, *args: Arg) -> Reply:
+        reply = self._socket_execute(encode_command(*args))
+        if isinstance(reply, Error):
+            raise ConnectionError(reply.message)
+        return reply
+
+    def _handshake(self, db: int, username: str | None, password: str | None,
+                   protocol: int) -> None:
+        if password is not None:
+            self._checked(*(("AUTH", username, password) if username else ("AUTH", password)))
+        if protocol == 3:
+            self._checked("HELLO", "3")
+            self.protocol = 3
+        if db:
+            self._checked("SELECT", db)
+            self.db = db
+
+    def _open_session(self, required: bool) -> None:
+        reply = self._socket_execute(encode_command("SHM.HANDSHAKE"))
+        try:
+            if isinstance(reply, Error):
+                raise ChannelError(reply.message)
+            if not isinstance(reply, Array) or len(reply.items) != 4:
+                raise ChannelError(f"unexpected SHM.HANDSHAKE reply: {reply!r}")
+            token, path, ring_size = (reply.items[0], reply.items[1], reply.items[2])
+            assert isinstance(token, Bulk) and isinstance(path, Bulk)
+            assert isinstance(ring_size, Integer)
+            self._shm = ShmChannel(path.data.decode(), token.data.decode(), ring_size.value,
+                                   self.timeout)
+        except ChannelError as exc:
+            self.shm_error = str(exc)
+            if required:
+                raise ShmUnavailable(f"shared memory is not available: {exc}") from exc
+
+    # ---- public API ----
+
+    @property
+    def transport(self) -> str:
+        """"shm" while commands go through shared memory, else "socket"."""
+        return "shm" if self._shm is not None else "socket"
+
+    @property
+    def connected(self) -> bool:
+        return self._socket is not None
+
+    def execute(self, *args: Arg) -> Reply:
+        """Run one command and return its typed reply (errors are values)."""
+        return self.execute_many([args])[0]
+
+    def execute_many(self, commands: Iterable[Sequence[Arg]]) -> list[Reply]:
+        """Pipeline: send every command, then read every reply, in order."""
+        batch = [(_name(cmd[0]), encode_command(*cmd)) for cmd in commands]
+        if self._socket is None:
+            raise ConnectionError("not connected")
+        replies: list[Reply] = []
+        start = 0
+        refused_at = -1  # the module refused this command: it goes over the socket
+        while start < len(batch):
+            if (self._shm is not None and start != refused_at
+                    and not self._pinned_to_socket(batch[start][0])):
+                start = refused_at = self._run_shm(batch, start, replies)
+            else:
+                start = self._run_socket(batch, start, replies)
+        return replies
+
+    def read_reply(self) -> Reply:
+        """The next message pushed on the socket (subscriber mode, MONITOR)."""
+        if self._socket is None:
+            raise ConnectionError("not connected")
+        return self._socket.read()
+
+    def close(self) -> None:
+        if self._shm is not None:
+            self._shm.close()
+            self._shm = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- routing ----
+
+    def _pinned_to_socket(self, name: bytes) -> bool:
+        return (self._in_multi or self._watching or self._subscribed or self._tracking
+                or name in _SUBSCRIBE or name == b"multi" or name == b"watch"
+                or name == b"monitor")
+
+    def _run_shm(self, batch: list[tuple[bytes, bytes]], start: int,
+                 replies: list[Reply]) -> int:
+        """Send a chunk over shared memory; returns where the next chunk starts,
+        which is the refused command when the module refused one."""
+        assert self._shm is not None
+        end, budget = start, 0
+        while end < len(batch) and not self._pinned_to_socket(batch[end][0]):
+            size = len(batch[end][1])
+            if end > start and budget + size > 256 * 1024:
+                break  # bounded chunks: requests never wait for replies to be read
+            budget += size
+            end += 1
+        try:
+            if end - start == 1:
+                raw = [self._shm.call(batch[start][1])]
+            else:
+                for _, request in batch[start:end]:
+                    self._shm.send(request)
+                raw = [self._shm.recv() for _ in range(start, end)]
+        except ChannelClosed:
+            self.close()
+            raise ConnectionError("Server closed the connection") from None
+        for offset, data in enumerate(raw):
+            reply = parse_one(data)
+            if is_fallback(reply):
+                self._shm.resume()
+                return start + offset  # this one and the rest go over the socket
+            name = batch[start + offset][0]
+            self._note_state(name, batch[start + offset][1], reply, via_shm=True)
+            replies.append(reply)
+        return end
+
+    def _run_socket(self, batch: list[tuple[bytes, bytes]], start: int,
+                    replies: list[Reply]) -> int:
+        end = start + 1
+        # Everything up to the next command that may use shared memory again.
+        while end < len(batch) and (self._shm is None or self._pinned_to_socket(batch[end][0])):
+            end += 1
+        self._sync_socket()
+        assert self._socket is not None
+        self._socket.send(b"".join(request for _, request in batch[start:end]))
+        for name, request in batch[start:end]:
+            reply = self._read_socket()
+            self._note_state(name, request, reply, via_shm=False)
+            replies.append(reply)
+        return end
+
+    def _socket_execute(self, request: bytes) -> Reply:
+        assert self._socket is not None
+        self._socket.send(request)
+        return self._read_socket()
+
+    def _read_socket(self) -> Reply:
+        assert self._socket is not None
+        try:
+            while True:
+                reply = self._socket.read()
+                # RESP3 out-of-band pushes are not replies to our commands.
+                if not (isinstance(reply, Push) and not self._subscribed):
+                    return reply
+        except (ConnectionError, OSError):
+            self.close()
+            raise
+
+    def _sync_socket(self) -> None:
+        """Replay state commands that ran over shared memory."""
+        backlog, self._socket_backlog = self._socket_backlog, []
+        for request in backlog:
+            self._socket_execute(request)
+
+    def _note_state(self, name: bytes, request: bytes, reply: Reply, via_shm: bool) -> None:
+        if isinstance(reply, Error):
+            return
+        if name in _STATE_COMMANDS:
+            if via_shm:
+                self._socket_backlog.append(request)
+            self._apply_state(name, request)
+        elif name == b"multi":
+            self._in_multi = True
+        elif name == b"watch":
+            self._watching = True
+        elif name in (b"exec", b"discard"):
+            self._in_multi = self._watching = False
+        elif name == b"unwatch":
+            self._watching = False
+        elif name in _SUBSCRIBE:
+            self._subscribed = True
+        elif name in _UNSUBSCRIBE and isinstance(reply, (Array, Push)):
+            count = reply.items[-1] if reply.items else None
+            self._subscribed = not (isinstance(count, Integer) and count.value == 0)
+        elif name == b"client":
+            words = self._words(request)
+            if len(words) >= 3 and words[1].lower() == b"tracking":
+                self._tracking = words[2].lower() == b"on"
+        elif name == b"quit":
+            self.close()
+
+    @staticmethod
+    def _words(request: bytes) -> list[bytes]:
+        args = parse_one(request)
+        assert isinstance(args, Array)
+        return [item.data for item in args.items if isinstance(item, Bulk)]
+
+    def _apply_state(self, name: bytes, request: bytes) -> None:
+        words = self._words(request)
+        if name == b"select":
+            self.db = int(words[1])
+        elif name == b"auth":
+            self.username = words[1].decode() if len(words) == 3 else "default"
+        elif name == b"hello":
+            if len(words) >= 2:
+                self.protocol = int(words[1])
+            for i, word in enumerate(words[2:], start=2):
+                if word.lower() == b"auth" and i + 1 < len(words):
+                    self.username = words[i + 1].decode()
+        elif name == b"reset":
+            self.db, self.protocol, self.username = 0, 2, "default"
+            self._in_multi = self._watching = self._subscribed = self._tracking = False
+
+
+def connect(host: str = "127.0.0.1", port: int = 6379, unix_socket: str | None = None,
+            db: int = 0, username: str | None = None, password: str | None = None,
+            protocol: int = 2, shm: ShmMode = "auto", timeout: float | None = None
+            ) -> Connection:
+    """Open a connection; see :class:`Connection`."""
+    return Connection(host=host, port=port, unix_socket=unix_socket, db=db, username=username,
+                      password=password, protocol=protocol, shm=shm, timeout=timeout)
