@@ -223,7 +223,8 @@ void shm_policy_observe(const char *const *argv, const size_t *argvlen, size_t a
         writes_paused_until_ms = abort ? 0 : now + 60000;
     } else if (word_is(argv[0], argvlen[0], "shutdown")) {
         /* a graceful shutdown pauses writes while it waits for replicas */
-        writes_paused_until_ms = now + 60000;
+        int abort = argc >= 2 && word_is(argv[1], argvlen[1], "abort");
+        writes_paused_until_ms = abort ? 0 : now + 60000;
     }
 }
 

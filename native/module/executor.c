@@ -329,6 +329,13 @@ static void run_reset(struct shm_session *s) {
     send_text(s, "+RESET\r\n");
 }
 
+static void drop_user(struct pass *p) {
+    if (!p->user) return;
+    RM.SetContextUser(dctx, NULL);
+    RM.FreeModuleUser(p->user);
+    p->user = NULL;
+}
+
 static RedisModuleUser *session_user(struct pass *p, struct shm_session *s) {
     if (!p->user) {
         RedisModuleString *name = RM.CreateString(NULL, s->user, strlen(s->user));
@@ -405,6 +412,9 @@ static void run_request(struct pass *p, struct shm_session *s, const resp_reques
     }
     for (size_t i = 0; i < q->argc; i++) RM.FreeString(NULL, args[i]);
     if (args != stack_args) RM.Free(args);
+    /* ACL DELUSER / ACL LOAD may have freed the user we hold: look it up
+       again after anything that is not a plain read. */
+    if (shm_policy_has_side_effects(v.flags)) drop_user(p);
 }
 
 static void run_buffer(struct pass *p, struct shm_session *s, const char *buf, size_t len) {
@@ -486,18 +496,17 @@ static void run_session(struct pass *p, struct shm_session *s) {
 struct shm_pass_result shm_execute_pass(void) {
     struct pass p = {0};
     pthread_mutex_lock(&table_lock);
+    shm_pass_running = 1;
     p.ctx_flags = RM.GetContextFlags(dctx);
     for (int i = 0; i < session_slots; i++) {
         struct shm_session *s = sessions[i];
         if (!s || s->failed) continue;
         run_session(&p, s);
-        if (p.user) {
-            RM.SetContextUser(dctx, NULL);
-            RM.FreeModuleUser(p.user);
-            p.user = NULL;
-        }
-        if (s->failed) p.result.failed = 1;
+        drop_user(&p);
     }
+    for (int i = 0; i < session_slots; i++)
+        if (sessions[i] && sessions[i]->failed) p.result.failed = 1;
+    shm_pass_running = 0;
     pthread_mutex_unlock(&table_lock);
     return p.result;
 }

@@ -51,6 +51,7 @@ pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 struct shm_session **sessions;
 int session_slots;
 struct shm_stats shm_stats;
+int shm_pass_running;
 
 static struct token tokens[MAX_TOKENS];
 static int token_count;
@@ -354,11 +355,21 @@ void shm_session_close(struct shm_session *s, const char *why) {
 void shm_sessions_client_gone(uint64_t client_id) {
     for (int i = token_count - 1; i >= 0; i--)
         if (tokens[i].client_id == client_id) drop_token(i);
-    pthread_mutex_lock(&table_lock);
-    for (int i = 0; i < session_slots; i++)
-        if (sessions[i] && sessions[i]->control_client_id == client_id)
-            shm_session_close(sessions[i], NULL);
-    pthread_mutex_unlock(&table_lock);
+    /* A command run by a pass can end connections (CLIENT KILL, ACL
+       DELUSER): the pass holds the table and may be using the session, so
+       only mark it; the main thread closes it afterwards. */
+    int in_pass = shm_pass_running;
+    if (!in_pass) pthread_mutex_lock(&table_lock);
+    for (int i = 0; i < session_slots; i++) {
+        struct shm_session *s = sessions[i];
+        if (!s || s->control_client_id != client_id) continue;
+        if (in_pass) {
+            if (!s->failed) s->failed = "";
+        } else {
+            shm_session_close(s, NULL);
+        }
+    }
+    if (!in_pass) pthread_mutex_unlock(&table_lock);
 }
 
 /* ---- lifecycle ---- */

@@ -49,6 +49,8 @@ struct shm_session {
 };
 
 extern pthread_mutex_t table_lock;
+/* Set while a pass executes commands (GIL and table lock held). */
+extern int shm_pass_running;
 
 /* Sessions live in a fixed array of shm.max-sessions slots (NULL = free). */
 extern struct shm_session **sessions;
