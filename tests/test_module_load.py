@@ -1,0 +1,52 @@
+"""Loading the module: it refuses, with one clear log line, a server that lacks an API it needs.
+
+Debian's redis 7.0.15 and valkey 8.0.1 have every API we use, so the refusal
+is checked with native/tests/fake_loader.c, which loads the real built module
+the way Redis does into a fake server missing one API.  Loading into the real
+servers is covered by every other test; here we also check MODULE UNLOAD is
+refused without harm.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import shmcli
+from shmcli.resp import Error, Status
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def fake_loader(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    binary = tmp_path_factory.mktemp("loader") / "fake_loader"
+    subprocess.run(["gcc", "-std=c11", "-Wall", "-Werror", "-o", str(binary),
+                    str(ROOT / "native/tests/fake_loader.c"), "-ldl"], check=True)
+    return binary
+
+
+@pytest.mark.parametrize("api", ["SetContextUser", "EventLoopAdd", "GetClientNameById",
+                                 "RegisterNumericConfig"])
+def test_refuses_to_load_without_an_api(fake_loader: Path, api: str) -> None:
+    out = subprocess.run([str(fake_loader), shmcli.module_path(), api], capture_output=True,
+                         text=True, timeout=30, check=True).stdout
+    lines = out.splitlines()
+    assert lines[-1] == "rc=1"  # REDISMODULE_ERR: the server does not load it
+    logged = [line for line in lines if line.startswith("[warning]")]
+    assert logged == [f"[warning] shm: this server lacks RedisModule_{api} (the module needs "
+                      "Redis >= 7.0.6 or Valkey >= 7.2.6); not loading"]
+
+
+def test_module_cannot_be_unloaded(make_server, flavour: str) -> None:
+    srv = make_server(flavour, config={"enable-module-command": "yes"})
+    with srv.admin() as conn:
+        reply = conn.execute("MODULE", "UNLOAD", "shm")
+        assert isinstance(reply, Error)
+        assert conn.execute("PING") == Status(b"PONG")
+        assert conn.execute("MODULE", "LIST").items  # still loaded
+    with srv.connect(shm="require") as conn:
+        assert conn.execute("SET", "k", "v") == Status(b"OK")
+        assert conn.transport == "shm"
