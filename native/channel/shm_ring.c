@@ -21,8 +21,10 @@ void shm_ring_writer_init(struct shm_ring_writer *w, struct shm_ring_ctrl *ctrl,
     w->ctrl = ctrl;
     w->data = data;
     w->cap = cap;
-    w->tail = atomic_load_explicit(&ctrl->tail, memory_order_relaxed);
-    w->head_cache = w->tail;
+    /* Both sides start at 0 by protocol: a position is never taken from
+       the region, where the peer could have put an unaligned one. */
+    w->tail = w->head_cache = 0;
+    atomic_store_explicit(&ctrl->tail, 0, memory_order_relaxed);
 }
 
 void shm_ring_reader_init(struct shm_ring_reader *r, struct shm_ring_ctrl *ctrl,
@@ -30,8 +32,8 @@ void shm_ring_reader_init(struct shm_ring_reader *r, struct shm_ring_ctrl *ctrl,
     r->ctrl = ctrl;
     r->data = data;
     r->cap = cap;
-    r->head = atomic_load_explicit(&ctrl->head, memory_order_relaxed);
-    r->tail_cache = r->head;
+    r->head = r->tail_cache = 0;
+    atomic_store_explicit(&ctrl->head, 0, memory_order_relaxed);
 }
 
 static inline void put_header(char *at, uint32_t len, uint32_t type) {
