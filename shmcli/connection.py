@@ -246,6 +246,9 @@ class Connection:
         except ChannelClosed:
             self.close()
             raise ConnectionError("Server closed the connection") from None
+        except ChannelError:
+            self.close()  # a reply may still be on its way: the session is out of step
+            raise
         for offset, data in enumerate(raw):
             reply = parse_one(data)
             if is_fallback(reply):

@@ -1,0 +1,74 @@
+"""A dead or frozen server is reported, never waited on forever.
+
+Every wait of the shared-memory client is bounded and re-checks the server's
+liveness, so killing the server (kill -9) in the middle of a session turns
+into "Server closed the connection", as redis-cli reports a lost connection,
+and a server that stops answering hits the caller's timeout.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from shmcli.channel import ChannelTimeout
+
+
+def test_killed_server_is_a_lost_connection(make_server, flavour: str) -> None:
+    srv = make_server(flavour)
+    conn = srv.connect(shm="require", timeout=None)  # no deadline: only liveness ends the wait
+    assert conn.execute("PING").text == b"PONG"
+    srv.kill()
+    with pytest.raises(ConnectionError, match="Server closed the connection"):
+        conn.execute("PING")
+    assert not conn.connected
+
+
+def test_server_killed_while_a_reply_is_awaited(make_server) -> None:
+    srv = make_server("redis", config={"enable-debug-command": "yes"})
+    conn = srv.connect(shm="require", timeout=None)
+    conn.execute("SET", "k", "v")
+    # Freeze the server so the next request waits, then kill it mid-wait.
+    srv.process.send_signal(signal.SIGSTOP)
+    errors: list[BaseException] = []
+
+    def request() -> None:
+        try:
+            conn.execute("GET", "k")
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    waiter = threading.Thread(target=request)
+    waiter.start()
+    waiter.join(0.5)
+    assert waiter.is_alive()  # really waiting on the frozen server
+    srv.kill()
+    waiter.join(30)
+    assert not waiter.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], ConnectionError)
+
+
+def test_frozen_server_hits_the_timeout(make_server) -> None:
+    srv = make_server("redis")
+    conn = srv.connect(shm="require", timeout=0.5)
+    assert conn.execute("PING").text == b"PONG"
+    srv.process.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(ChannelTimeout):
+            conn.execute("PING")
+        assert not conn.connected  # a late reply must not be taken for the next one
+    finally:
+        srv.process.send_signal(signal.SIGCONT)
+
+
+def test_cli_reports_an_unreachable_server(make_server) -> None:
+    srv = make_server("redis")
+    srv.kill()
+    run = subprocess.run([sys.executable, "-m", "shmcli", "-s", srv.unix_socket, "PING"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert run.stderr.startswith(f"Could not connect to Redis at {srv.unix_socket}: ")
