@@ -17,4 +17,4 @@ def module_path() -> str:
     """Absolute path of the Redis module built with this package."""
     from pathlib import Path
 
-    return str((Path(__file__).resolve().parent / "shm_module.so"))
+    return str(Path(__file__).resolve().parent / "shm_module.so")
