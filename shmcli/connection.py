@@ -55,6 +55,11 @@ def _name(arg: Arg) -> bytes:
     return str(arg).encode()
 
 
+def _silences_replies(words: list[bytes]) -> bool:
+    return (len(words) >= 3 and words[1].lower() == b"reply"
+            and words[2].lower() in (b"off", b"skip"))
+
+
 def is_fallback(reply: Reply) -> bool:
     return isinstance(reply, Error) and reply.text.startswith(FALLBACK_PREFIX)
 
@@ -186,6 +191,10 @@ class Connection:
         batch = [(_name(cmd[0]), encode_command(*cmd)) for cmd in commands]
         if self._socket is None:
             raise ConnectionError("not connected")
+        for name, request in batch:
+            if name == b"client" and _silences_replies(self._words(request)):
+                raise ValueError("CLIENT REPLY OFF/SKIP would leave the connection waiting "
+                                 "for replies that never come; it is not supported here")
         replies: list[Reply] = []
         start = 0
         refused_at = -1  # the module refused this command: it goes over the socket
