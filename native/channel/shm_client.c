@@ -81,6 +81,11 @@ static int create_region(struct shm_client *c, char *err, size_t errlen) {
     c->hdr->version = SHM_LAYOUT_VERSION;
     c->hdr->ring_size = c->ring_size;
     c->hdr->header_size = SHM_HEADER_SIZE;
+    /* "no CPU yet": 0 would read as "waits on CPU 0" to the adaptive rules */
+    atomic_store(&c->hdr->req.producer_cpu, -1);
+    atomic_store(&c->hdr->req.consumer_cpu, -1);
+    atomic_store(&c->hdr->rep.producer_cpu, -1);
+    atomic_store(&c->hdr->rep.consumer_cpu, -1);
     if (fcntl(c->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
         return fail(err, errlen, SHM_E_SYS, "sealing the region: %s", strerror(errno));
     char *rings = (char *)base + SHM_HEADER_SIZE;

@@ -58,8 +58,10 @@ uint32_t shm_spin_while_equal(_Atomic uint32_t *word, uint32_t last,
         int32_t me = sched_getcpu();
         if (atomic_load_explicit(peer->my_cpu, memory_order_relaxed) != me)
             atomic_store_explicit(peer->my_cpu, me, memory_order_relaxed);
-        int suspect = atomic_load_explicit(peer->peer_waiting, memory_order_relaxed) ||
-                      atomic_load_explicit(peer->peer_cpu, memory_order_relaxed) == me;
+        /* A peer asleep on another CPU is not a reason to stop: we usually
+           just rang it awake there, and the wake-up is what we spin through.
+           A peer tied to our CPU can only run once we stop. */
+        int suspect = atomic_load_explicit(peer->peer_cpu, memory_order_relaxed) == me;
         if (!suspect)
             suspect_since = 0;
         else if (!suspect_since)

@@ -22,6 +22,7 @@
 #include "executor.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -528,11 +529,13 @@ int shm_work_pending(void) {
 }
 
 int shm_mark_sleeping(int sleeping) {
-    int pending = 0;
+    int pending = 0, cpu = sleeping ? sched_getcpu() : -1;
     pthread_mutex_lock(&table_lock);
     for (int i = 0; i < session_slots; i++) {
         struct shm_session *s = sessions[i];
         if (!s) continue;
+        if (sleeping) /* for the client's adaptive spin: where we will be woken */
+            atomic_store_explicit(&s->hdr->req.consumer_cpu, cpu, memory_order_relaxed);
         atomic_store_explicit(&s->hdr->req.consumer_waiting, (uint32_t)sleeping,
                               sleeping ? memory_order_seq_cst : memory_order_relaxed);
         if (sleeping) pending |= session_has_work(s);
