@@ -9,13 +9,14 @@ the socket instead, in order.  Transactions and subscriber mode pin the
 connection to the socket until they end.
 
 State-changing commands that ran over shared memory (SELECT, AUTH, HELLO,
-RESET) are replayed on the socket before it is next used, so both transports
-always agree on the db, the user and the protocol.
+RESET) are replayed on the socket before the call returns, so both transports
+(and CLIENT LIST) always agree on the db, the user and the protocol.
 """
 
 from __future__ import annotations
 
 import socket
+from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
@@ -127,6 +128,7 @@ class Connection:
         self._in_multi = self._watching = False
         self._subscribed = False
         self._tracking = False  # invalidations are tracked on the socket's client only
+        self._pushes: deque[Reply] = deque()  # RESP3 pushes read while awaiting a reply
         try:
             self._handshake(db, username, password, protocol)
             if shm != "off":
@@ -204,10 +206,14 @@ class Connection:
                 start = refused_at = self._run_shm(batch, start, replies)
             else:
                 start = self._run_socket(batch, start, replies)
+        if self._socket_backlog:  # keep what CLIENT LIST shows true at once
+            self._sync_socket()
         return replies
 
     def read_reply(self) -> Reply:
         """The next message pushed on the socket (subscriber mode, MONITOR)."""
+        if self._pushes:
+            return self._pushes.popleft()
         if self._socket is None:
             raise ConnectionError("not connected")
         return self._socket.read()
@@ -278,7 +284,7 @@ class Connection:
         assert self._socket is not None
         self._socket.send(b"".join(request for _, request in batch[start:end]))
         for name, request in batch[start:end]:
-            reply = self._read_socket()
+            reply = self._read_socket(name)
             self._note_state(name, request, reply, via_shm=False)
             replies.append(reply)
         return end
@@ -288,17 +294,26 @@ class Connection:
         self._socket.send(request)
         return self._read_socket()
 
-    def _read_socket(self) -> Reply:
+    def _read_socket(self, name: bytes = b"") -> Reply:
+        """The reply to the command `name`; RESP3 pushes that are not its
+        reply (messages, invalidations) are kept for read_reply()."""
         assert self._socket is not None
         try:
             while True:
                 reply = self._socket.read()
-                # RESP3 out-of-band pushes are not replies to our commands.
-                if not (isinstance(reply, Push) and not self._subscribed):
+                if not isinstance(reply, Push) or self._push_answers(name, reply):
                     return reply
+                self._pushes.append(reply)
         except (ConnectionError, OSError):
             self.close()
             raise
+
+    @staticmethod
+    def _push_answers(name: bytes, push: Push) -> bool:
+        """In RESP3, (un)subscribe confirmations arrive as pushes."""
+        first = push.items[0] if push.items else None
+        return (name in _SUBSCRIBE or name in _UNSUBSCRIBE) and isinstance(first, Bulk) \
+            and first.data.lower() == name
 
     def _sync_socket(self) -> None:
         """Replay state commands that ran over shared memory."""

@@ -173,6 +173,22 @@ struct pass {
     struct shm_pass_result result;
 };
 
+static void drop_user(struct pass *p) {
+    if (!p->user) return;
+    RM.SetContextUser(dctx, NULL);
+    RM.FreeModuleUser(p->user);
+    p->user = NULL;
+}
+
+static RedisModuleUser *session_user(struct pass *p, struct shm_session *s) {
+    if (!p->user) {
+        RedisModuleString *name = RM.CreateString(NULL, s->user, strlen(s->user));
+        p->user = RM.GetModuleUserFromUserName(name);
+        RM.FreeString(NULL, name);
+    }
+    return p->user;
+}
+
 static RedisModuleCallReply *call(struct shm_session *s, RedisModuleUser *user, int resp,
                                   const char *name, size_t name_len, RedisModuleString **args,
                                   size_t nargs) {
@@ -207,13 +223,13 @@ static int arg_is(const char *p, size_t len, const char *word) {
     return strlen(word) == len && !strncasecmp(p, word, len);
 }
 
-/* The server accepted this SELECT, so it is a small integer. */
-static int parse_db(const char *p, size_t len) {
+/* A decimal the caller has already checked (digits, at most 18 of them). */
+static long long parse_decimal(const char *p, size_t len) {
     long long v = 0;
     int neg = len && p[0] == '-';
-    for (size_t i = (size_t)neg; i < len && i < 12 && p[i] >= '0' && p[i] <= '9'; i++)
+    for (size_t i = (size_t)neg; i < len && i < 19 && p[i] >= '0' && p[i] <= '9'; i++)
         v = v * 10 + (p[i] - '0');
-    return (int)(neg ? -v : v);
+    return neg ? -v : v;
 }
 
 static void set_user(struct shm_session *s, const char *name, size_t len) {
@@ -244,71 +260,138 @@ static int default_user_is_open(void) {
     return nopass && on;
 }
 
-/* HELLO's reply comes from the temporary client: give it our client id. */
-static void send_hello_reply(struct shm_session *s, RedisModuleCallReply *r) {
-    size_t len;
-    const char *proto = RM.CallReplyProto(r, &len);
-    static const char key[] = "\r\n$2\r\nid\r\n:";
-    const char *at = memmem(proto, len, key, sizeof key - 1);
-    const char *end = at ? memchr(at + sizeof key - 1, '\r', len - (size_t)(at - proto)) : NULL;
-    if (!end) {
-        send_reply(s, proto, len, r);
-        return;
+/* What HELLO reports about the server, read once from INFO server. */
+static char server_name[32], server_version[32], server_mode[32];
+
+static void info_field(const char *info, size_t len, const char *key, char *out, size_t cap) {
+    size_t klen = strlen(key);
+    for (const char *p = info, *end = info + len; p < end;) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol) eol = end;
+        if ((size_t)(eol - p) > klen + 1 && !memcmp(p, key, klen) && p[klen] == ':') {
+            size_t n = (size_t)(eol - p) - klen - 1;
+            while (n && (p[klen + 1 + n - 1] == '\r')) n--;
+            if (n >= cap) n = cap - 1;
+            memcpy(out, p + klen + 1, n);
+            out[n] = '\0';
+            return;
+        }
+        p = eol + 1;
     }
-    char id[24];
-    int idlen = snprintf(id, sizeof id, "%llu", (unsigned long long)s->control_client_id);
-    size_t head = (size_t)(at - proto) + sizeof key - 1, tail = len - (size_t)(end - proto);
-    char *buf = RM.Alloc(head + (size_t)idlen + tail);
-    memcpy(buf, proto, head);
-    memcpy(buf + head, id, (size_t)idlen);
-    memcpy(buf + head + (size_t)idlen, end, tail);
-    send_reply(s, buf, head + (size_t)idlen + tail, NULL);
-    RM.Free(buf);
-    RM.FreeCallReply(r);
 }
 
-static void run_hello(struct shm_session *s, RedisModuleUser *user, const resp_request *q,
+static void learn_server_identity(void) {
+    if (server_name[0]) return;
+    RedisModuleCallReply *r = RM.Call(dctx, "INFO", "c", "server");
+    size_t len = 0;
+    const char *info = r ? RM.CallReplyStringPtr(r, &len) : NULL;
+    strcpy(server_name, "redis");
+    strcpy(server_mode, "standalone");
+    if (info) {
+        info_field(info, len, "redis_version", server_version, sizeof server_version);
+        info_field(info, len, "redis_mode", server_mode, sizeof server_mode);
+        info_field(info, len, "server_mode", server_mode, sizeof server_mode);
+        info_field(info, len, "server_name", server_name, sizeof server_name);
+        char own[32] = "";
+        snprintf(own, sizeof own, "%s_version", server_name);
+        info_field(info, len, own, server_version, sizeof server_version);
+    }
+    if (r) RM.FreeCallReply(r);
+}
+
+/* HELLO's reply, built for the session: RedisModule_Call's temporary client
+   would report its own id, and Valkey refuses HELLO on it altogether. */
+static void send_hello_reply(struct shm_session *s, int ctx_flags) {
+    learn_server_identity();
+    RedisModuleCallReply *mods = RM.Call(dctx, "MODULE", s->resp == 3 ? "c3" : "c", "LIST");
+    size_t mods_len = 0;
+    const char *mods_proto = mods ? RM.CallReplyProto(mods, &mods_len) : "*0\r\n";
+    if (!mods) mods_len = 4;
+    const char *role = (ctx_flags & RM_CTX_FLAGS_SLAVE) ? "replica" : "master";
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "%s\r\n$6\r\nserver\r\n$%zu\r\n%s\r\n$7\r\nversion\r\n$%zu\r\n%s\r\n"
+                     "$5\r\nproto\r\n:%d\r\n$2\r\nid\r\n:%llu\r\n$4\r\nmode\r\n$%zu\r\n%s\r\n"
+                     "$4\r\nrole\r\n$%zu\r\n%s\r\n$7\r\nmodules\r\n",
+                     s->resp == 3 ? "%7" : "*14", strlen(server_name), server_name,
+                     strlen(server_version), server_version, s->resp,
+                     (unsigned long long)s->control_client_id, strlen(server_mode), server_mode,
+                     strlen(role), role);
+    char *buf = RM.Alloc((size_t)n + mods_len);
+    memcpy(buf, head, (size_t)n);
+    memcpy(buf + n, mods_proto, mods_len);
+    send_reply(s, buf, (size_t)n + mods_len, NULL);
+    RM.Free(buf);
+    if (mods) RM.FreeCallReply(mods);
+}
+
+/* HELLO [protover [AUTH user pass] [SETNAME name]], checked in the
+   server's order with the server's error texts. */
+static void run_hello(struct shm_session *s, struct pass *p, const resp_request *q,
                       RedisModuleString **args) {
-    const char *auth_user = NULL, *name = NULL;
-    size_t auth_len = 0, name_len = 0;
+    int resp = s->resp;
+    if (q->argc >= 2) {
+        long long ver = 0;
+        int digits = q->argvlen[1] > 0 && q->argvlen[1] < 19;
+        for (size_t i = 0; digits && i < q->argvlen[1]; i++) {
+            char c = q->argv[1][i];
+            digits = (c >= '0' && c <= '9') || (i == 0 && c == '-' && q->argvlen[1] > 1);
+        }
+        if (!digits) {
+            send_text(s, "-ERR Protocol version is not an integer or out of range\r\n");
+            return;
+        }
+        ver = parse_decimal(q->argv[1], q->argvlen[1]);
+        if (ver < 2 || ver > 3) {
+            send_text(s, "-NOPROTO unsupported protocol version\r\n");
+            return;
+        }
+        resp = (int)ver;
+    }
+    RedisModuleString *name = NULL;
     for (size_t j = 2; j < q->argc; j++) {
         size_t more = q->argc - 1 - j;
         if (arg_is(q->argv[j], q->argvlen[j], "auth") && more >= 2) {
-            auth_user = q->argv[j + 1];
-            auth_len = q->argvlen[j + 1];
+            RedisModuleCallReply *r = RM.Call(dctx, "AUTH", "ss", args[j + 1], args[j + 2]);
+            if (reply_is_error(r)) {
+                if (r) RM.FreeCallReply(r);
+                send_text(s, "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+                return;
+            }
+            RM.FreeCallReply(r);
+            set_user(s, q->argv[j + 1], q->argvlen[j + 1]);
+            s->authenticated = 1;
+            drop_user(p);
             j += 2;
         } else if (arg_is(q->argv[j], q->argvlen[j], "setname") && more >= 1) {
-            name = q->argv[j + 1];
-            name_len = q->argvlen[j + 1];
+            name = args[j + 1];
             j++;
+        } else {
+            char line[160];
+            snprintf(line, sizeof line, "-ERR Syntax error in HELLO option '%.*s'\r\n",
+                     (int)(q->argvlen[j] > 100 ? 100 : q->argvlen[j]), q->argv[j]);
+            send_text(s, line);
+            return;
         }
     }
-    if (!s->authenticated && !auth_user) {
+    if (!s->authenticated) {
         send_text(s, "-NOAUTH HELLO must be called with the client already authenticated, "
                      "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
                      "authenticate the client and select the RESP protocol version at the "
                      "same time\r\n");
         return;
     }
-    int resp = s->resp;
-    if (q->argc >= 2 && q->argvlen[1] == 1 && (q->argv[1][0] == '2' || q->argv[1][0] == '3'))
-        resp = q->argv[1][0] - '0';
-    RedisModuleCallReply *r = call(s, user, resp, q->argv[0], q->argvlen[0], args, q->argc - 1);
-    if (reply_is_error(r)) {
-        send_call_reply(s, r);
-        return;
+    if (name) {
+        RedisModuleCallReply *r = RM.Call(dctx, "CLIENT", "cs", "SETNAME", name);
+        if (reply_is_error(r)) { /* the server's own check of the name */
+            send_call_reply(s, r);
+            return;
+        }
+        RM.FreeCallReply(r);
+        RM.SetClientNameById(s->control_client_id, name);
     }
     s->resp = resp;
-    if (auth_user) {
-        set_user(s, auth_user, auth_len);
-        s->authenticated = 1;
-    }
-    if (name) {
-        RedisModuleString *n = RM.CreateString(NULL, name, name_len);
-        RM.SetClientNameById(s->control_client_id, n);
-        RM.FreeString(NULL, n);
-    }
-    send_hello_reply(s, r);
+    send_hello_reply(s, p->ctx_flags);
 }
 
 static void run_client_getname(struct shm_session *s) {
@@ -317,6 +400,12 @@ static void run_client_getname(struct shm_session *s) {
     const char *p = name ? RM.StringPtrLen(name, &len) : NULL;
     send_bulk_or_null(s, p, len);
     if (name) RM.FreeString(dctx, name);
+}
+
+static void send_client_id(struct shm_session *s) {
+    char line[32];
+    snprintf(line, sizeof line, ":%llu\r\n", (unsigned long long)s->control_client_id);
+    send_text(s, line);
 }
 
 static void run_reset(struct shm_session *s) {
@@ -328,22 +417,6 @@ static void run_reset(struct shm_session *s) {
     set_user(s, "default", 7);
     s->authenticated = default_user_is_open();
     send_text(s, "+RESET\r\n");
-}
-
-static void drop_user(struct pass *p) {
-    if (!p->user) return;
-    RM.SetContextUser(dctx, NULL);
-    RM.FreeModuleUser(p->user);
-    p->user = NULL;
-}
-
-static RedisModuleUser *session_user(struct pass *p, struct shm_session *s) {
-    if (!p->user) {
-        RedisModuleString *name = RM.CreateString(NULL, s->user, strlen(s->user));
-        p->user = RM.GetModuleUserFromUserName(name);
-        RM.FreeString(NULL, name);
-    }
-    return p->user;
 }
 
 static void run_request(struct pass *p, struct shm_session *s, const resp_request *q) {
@@ -383,24 +456,36 @@ static void run_request(struct pass *p, struct shm_session *s, const resp_reques
         if (shm_policy_has_side_effects(v.flags)) p->result.side_effects = 1;
         RedisModuleCallReply *r = NULL;
         switch (v.action) {
-        case SHM_ACT_HELLO: run_hello(s, user, q, args + 1); break;
-        case SHM_ACT_CLIENT_GETNAME: run_client_getname(s); break;
-        case SHM_ACT_RESET: run_reset(s); break;
+        case SHM_ACT_HELLO: run_hello(s, p, q, args); break;
+        case SHM_ACT_CLIENT_GETNAME:
+        case SHM_ACT_CLIENT_ID:
+            /* the server checks the arguments; we answer for the session */
+            r = call(s, user, s->resp, q->argv[0], q->argvlen[0], args + 1, q->argc - 1);
+            if (reply_is_error(r))
+                send_call_reply(s, r);
+            else {
+                RM.FreeCallReply(r);
+                if (v.action == SHM_ACT_CLIENT_ID)
+                    send_client_id(s);
+                else
+                    run_client_getname(s);
+            }
+            break;
+        case SHM_ACT_RESET:
+            if (q->argc != 1)
+                send_text(s, "-ERR wrong number of arguments for 'reset' command\r\n");
+            else
+                run_reset(s);
+            break;
         case SHM_ACT_QUIT:
             send_text(s, "+OK\r\n");
             s->quitting = 1;
             break;
-        case SHM_ACT_CLIENT_ID: {
-            char line[32];
-            snprintf(line, sizeof line, ":%llu\r\n", (unsigned long long)s->control_client_id);
-            send_text(s, line);
-            break;
-        }
         default:
             r = call(s, user, s->resp, q->argv[0], q->argvlen[0], args + 1, q->argc - 1);
             if (!reply_is_error(r)) {
                 if (v.action == SHM_ACT_SELECT)
-                    s->db = parse_db(q->argv[1], q->argvlen[1]);
+                    s->db = (int)parse_decimal(q->argv[1], q->argvlen[1]);
                 else if (v.action == SHM_ACT_AUTH) {
                     if (q->argc == 2) set_user(s, "default", 7);
                     else set_user(s, q->argv[1], q->argvlen[1]);
@@ -414,8 +499,11 @@ static void run_request(struct pass *p, struct shm_session *s, const resp_reques
     for (size_t i = 0; i < q->argc; i++) RM.FreeString(NULL, args[i]);
     if (args != stack_args) RM.Free(args);
     /* ACL DELUSER / ACL LOAD may have freed the user we hold: look it up
-       again after anything that is not a plain read. */
-    if (shm_policy_has_side_effects(v.flags)) drop_user(p);
+       again after anything that is not a plain read, and after the session
+       itself changed user. */
+    if (shm_policy_has_side_effects(v.flags) || v.action == SHM_ACT_AUTH ||
+        v.action == SHM_ACT_HELLO || v.action == SHM_ACT_RESET)
+        drop_user(p);
 }
 
 static void run_buffer(struct pass *p, struct shm_session *s, const char *buf, size_t len) {
