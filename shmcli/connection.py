@@ -203,7 +203,9 @@ class Connection:
         while start < len(batch):
             if (self._shm is not None and start != refused_at
                     and not self._pinned_to_socket(batch[start][0])):
-                start = refused_at = self._run_shm(batch, start, replies)
+                start, refused = self._run_shm(batch, start, replies)
+                if refused:
+                    refused_at = start
             else:
                 start = self._run_socket(batch, start, replies)
         if self._socket_backlog:  # keep what CLIENT LIST shows true at once
@@ -240,9 +242,9 @@ class Connection:
                 or name == b"monitor")
 
     def _run_shm(self, batch: list[tuple[bytes, bytes]], start: int,
-                 replies: list[Reply]) -> int:
-        """Send a chunk over shared memory; returns where the next chunk starts,
-        which is the refused command when the module refused one."""
+                 replies: list[Reply]) -> tuple[int, bool]:
+        """Send a chunk over shared memory; returns where the next chunk starts
+        and whether the module refused the command there."""
         assert self._shm is not None
         end, budget = start, 0
         while end < len(batch) and not self._pinned_to_socket(batch[end][0]):
@@ -268,11 +270,11 @@ class Connection:
             reply = parse_one(data)
             if is_fallback(reply):
                 self._shm.resume()
-                return start + offset  # this one and the rest go over the socket
+                return start + offset, True  # this one and the rest: over the socket
             name = batch[start + offset][0]
             self._note_state(name, batch[start + offset][1], reply, via_shm=True)
             replies.append(reply)
-        return end
+        return end, False
 
     def _run_socket(self, batch: list[tuple[bytes, bytes]], start: int,
                     replies: list[Reply]) -> int:

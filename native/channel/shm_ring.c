@@ -24,6 +24,7 @@ void shm_ring_writer_init(struct shm_ring_writer *w, struct shm_ring_ctrl *ctrl,
     /* Both sides start at 0 by protocol: a position is never taken from
        the region, where the peer could have put an unaligned one. */
     w->tail = w->head_cache = 0;
+    w->hold = 0;
     atomic_store_explicit(&ctrl->tail, 0, memory_order_relaxed);
 }
 
@@ -61,8 +62,12 @@ int shm_ring_write(struct shm_ring_writer *w, uint32_t type, const void *payload
     put_header(w->data + off, len, type);
     if (len) memcpy(w->data + off + SHM_RECORD_HEADER, payload, len);
     w->tail += total;
-    atomic_store_explicit(&w->ctrl->tail, w->tail, memory_order_seq_cst);
+    if (!w->hold) atomic_store_explicit(&w->ctrl->tail, w->tail, memory_order_seq_cst);
     return 1;
+}
+
+void shm_ring_publish(struct shm_ring_writer *w) {
+    atomic_store_explicit(&w->ctrl->tail, w->tail, memory_order_seq_cst);
 }
 
 static inline int type_valid(uint32_t type) {

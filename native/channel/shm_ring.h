@@ -20,6 +20,7 @@ struct shm_ring_writer {
     uint32_t cap;        /* power of two, agreed at setup, never re-read */
     uint32_t tail;       /* our position (authoritative) */
     uint32_t head_cache; /* last validated consumer position */
+    int hold;            /* write without publishing, until shm_ring_publish */
 };
 
 struct shm_ring_reader {
@@ -40,6 +41,9 @@ void shm_ring_reader_init(struct shm_ring_reader *r, struct shm_ring_ctrl *ctrl,
    published head is impossible.  Publishes with a seq_cst store, so a caller
    may check the consumer's waiting flag right after (docs/protocol.md). */
 int shm_ring_write(struct shm_ring_writer *w, uint32_t type, const void *payload, uint32_t len);
+
+/* Publish what was written while `hold` was set (seq_cst store). */
+void shm_ring_publish(struct shm_ring_writer *w);
 
 /* Look at the next record without consuming it; padding is skipped.  Returns
    1 with *type, *payload, *len set, 0 when empty, SHM_RING_CORRUPT on any

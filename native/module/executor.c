@@ -72,8 +72,40 @@ static void fail(struct shm_session *s, const char *why) {
 }
 
 static void wake_client(struct shm_session *s) {
+    if (s->rep.hold) return; /* nothing visible yet */
     if (atomic_load_explicit(&s->hdr->rep.consumer_waiting, memory_order_seq_cst))
         shm_futex_wake(&s->hdr->rep.tail);
+}
+
+/* BEFORE_SLEEP hooks seen: an AOF write happens after each. */
+static uint64_t before_sleep_count;
+
+static void hold_replies(struct shm_session *s) {
+    if (!s->rep.hold) {
+        s->rep.hold = 1;
+        s->held_at = before_sleep_count;
+    }
+}
+
+int shm_note_before_sleep(void) {
+    before_sleep_count++;
+    int held = 0;
+    pthread_mutex_lock(&table_lock);
+    for (int i = 0; i < session_slots && !held; i++) held = sessions[i] && sessions[i]->rep.hold;
+    pthread_mutex_unlock(&table_lock);
+    return held;
+}
+
+void shm_publish_held(void) {
+    pthread_mutex_lock(&table_lock);
+    for (int i = 0; i < session_slots; i++) {
+        struct shm_session *s = sessions[i];
+        if (!s || !s->rep.hold || s->held_at == before_sleep_count) continue;
+        s->rep.hold = 0;
+        shm_ring_publish(&s->rep);
+        wake_client(s);
+    }
+    pthread_mutex_unlock(&table_lock);
 }
 
 static void release_output(struct shm_session *s) {
@@ -453,7 +485,10 @@ static void run_request(struct pass *p, struct shm_session *s, const resp_reques
     } else {
         p->result.executed++;
         shm_stats.commands++;
-        if (shm_policy_has_side_effects(v.flags)) p->result.side_effects = 1;
+        if (shm_policy_has_side_effects(v.flags)) {
+            p->result.side_effects = 1;
+            if (p->ctx_flags & RM_CTX_FLAGS_AOF) hold_replies(s);
+        }
         RedisModuleCallReply *r = NULL;
         switch (v.action) {
         case SHM_ACT_HELLO: run_hello(s, p, q, args); break;

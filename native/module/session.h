@@ -36,6 +36,7 @@ struct shm_session {
     int refusing; /* refused a command: refuse the rest until RESUME */
     int quitting; /* QUIT answered: close once the reply is out */
     const char *failed; /* set: close at the next reap ("" = a normal close) */
+    uint64_t held_at;   /* replies held since this BEFORE_SLEEP count (rep.hold) */
 
     /* a request arriving in fragments */
     char *in;

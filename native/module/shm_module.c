@@ -47,15 +47,18 @@ static void on_event_loop(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t su
     int main_thread_mode = shm_cfg.exec_mode == SHM_EXEC_MAIN_THREAD;
     if (sub == RM_SUBEVENT_EVENTLOOP_AFTER_SLEEP) {
         if (!session_slots) return;
+        shm_publish_held(); /* the AOF was written in the last beforeSleep */
         if (main_thread_mode) shm_mark_sleeping(0);
         struct shm_pass_result r = shm_execute_pass();
         if (r.executed) shm_stats.main_batches++;
         shm_reap_failed();
     } else {
         shm_sessions_expire();
-        /* Work that arrived after the pass must not wait for the next event. */
-        if (main_thread_mode && session_slots && shm_mark_sleeping(1))
-            shm_doorbell_ring(kick_fd);
+        if (!session_slots) return;
+        /* Held replies and work that arrived after the pass must not wait
+           for the next event. */
+        int held = shm_note_before_sleep();
+        if (held || (main_thread_mode && shm_mark_sleeping(1))) shm_doorbell_ring(kick_fd);
     }
 }
 
