@@ -325,6 +325,10 @@ class Connection:
 
     def _note_state(self, name: bytes, request: bytes, reply: Reply, via_shm: bool) -> None:
         if isinstance(reply, Error):
+            # A failed HELLO may have applied some options (Redis applies them
+            # in order); the same HELLO on the socket has the same effects.
+            if via_shm and name == b"hello":
+                self._socket_backlog.append(request)
             return
         if name in _STATE_COMMANDS:
             if via_shm:

@@ -236,6 +236,8 @@ static void release_deferred(struct shm_client *c) {
 int shm_client_send(struct shm_client *c, uint32_t kind, const char *buf, size_t len,
                     int64_t timeout_ms) {
     if (c->dead) return c->dead;
+    if (atomic_load_explicit(&c->hdr->server_closed, memory_order_acquire))
+        return c->dead = SHM_E_CLOSED; /* nobody would read it */
     release_deferred(c);
     uint64_t deadline = deadline_of(timeout_ms);
     size_t off = 0;

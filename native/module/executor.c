@@ -357,13 +357,41 @@ static void send_hello_reply(struct shm_session *s, int ctx_flags) {
     if (mods) RM.FreeCallReply(mods);
 }
 
-/* HELLO [protover [AUTH user pass] [SETNAME name]], checked in the
-   server's order with the server's error texts. */
+static int verify_password(RedisModuleString *user, RedisModuleString *pass) {
+    RedisModuleCallReply *r = RM.Call(dctx, "AUTH", "ss", user, pass);
+    int ok = !reply_is_error(r);
+    if (r) RM.FreeCallReply(r);
+    return ok;
+}
+
+/* 0 when the server accepts the name (else its error is sent). */
+static int check_client_name(struct shm_session *s, RedisModuleString *name) {
+    RedisModuleCallReply *r = RM.Call(dctx, "CLIENT", "cs", "SETNAME", name);
+    if (reply_is_error(r)) {
+        send_call_reply(s, r);
+        return -1;
+    }
+    RM.FreeCallReply(r);
+    return 0;
+}
+
+static void apply_hello_auth(struct shm_session *s, struct pass *p, const resp_request *q,
+                             size_t user_arg) {
+    set_user(s, q->argv[user_arg], q->argvlen[user_arg]);
+    s->authenticated = 1;
+    drop_user(p);
+}
+
+/* HELLO [protover [AUTH user pass] [SETNAME name]], with the server's error
+   texts and its order of effects: Redis applies each option as it reads it
+   (a later failure keeps the earlier ones), Valkey checks every option
+   before it applies any. */
 static void run_hello(struct shm_session *s, struct pass *p, const resp_request *q,
                       RedisModuleString **args) {
+    learn_server_identity();
+    int check_all_first = strcmp(server_name, "redis") != 0;
     int resp = s->resp;
     if (q->argc >= 2) {
-        long long ver = 0;
         int digits = q->argvlen[1] > 0 && q->argvlen[1] < 19;
         for (size_t i = 0; digits && i < q->argvlen[1]; i++) {
             char c = q->argv[1][i];
@@ -373,30 +401,29 @@ static void run_hello(struct shm_session *s, struct pass *p, const resp_request 
             send_text(s, "-ERR Protocol version is not an integer or out of range\r\n");
             return;
         }
-        ver = parse_decimal(q->argv[1], q->argvlen[1]);
+        long long ver = parse_decimal(q->argv[1], q->argvlen[1]);
         if (ver < 2 || ver > 3) {
             send_text(s, "-NOPROTO unsupported protocol version\r\n");
             return;
         }
         resp = (int)ver;
     }
-    RedisModuleString *name = NULL;
+    size_t auth_at = 0, name_at = 0; /* argument index of the user / the name */
     for (size_t j = 2; j < q->argc; j++) {
         size_t more = q->argc - 1 - j;
         if (arg_is(q->argv[j], q->argvlen[j], "auth") && more >= 2) {
-            RedisModuleCallReply *r = RM.Call(dctx, "AUTH", "ss", args[j + 1], args[j + 2]);
-            if (reply_is_error(r)) {
-                if (r) RM.FreeCallReply(r);
-                send_text(s, "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+            if (!verify_password(args[j + 1], args[j + 2])) {
+                send_text(s, "-WRONGPASS invalid username-password pair or user is "
+                             "disabled.\r\n");
                 return;
             }
-            RM.FreeCallReply(r);
-            set_user(s, q->argv[j + 1], q->argvlen[j + 1]);
-            s->authenticated = 1;
-            drop_user(p);
+            auth_at = j + 1;
+            if (!check_all_first) apply_hello_auth(s, p, q, auth_at);
             j += 2;
         } else if (arg_is(q->argv[j], q->argvlen[j], "setname") && more >= 1) {
-            name = args[j + 1];
+            if (check_client_name(s, args[j + 1]) < 0) return;
+            name_at = j + 1;
+            if (!check_all_first) RM.SetClientNameById(s->control_client_id, args[name_at]);
             j++;
         } else {
             char line[160];
@@ -406,21 +433,16 @@ static void run_hello(struct shm_session *s, struct pass *p, const resp_request 
             return;
         }
     }
-    if (!s->authenticated) {
+    if (!s->authenticated && !auth_at) {
         send_text(s, "-NOAUTH HELLO must be called with the client already authenticated, "
                      "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
                      "authenticate the client and select the RESP protocol version at the "
                      "same time\r\n");
         return;
     }
-    if (name) {
-        RedisModuleCallReply *r = RM.Call(dctx, "CLIENT", "cs", "SETNAME", name);
-        if (reply_is_error(r)) { /* the server's own check of the name */
-            send_call_reply(s, r);
-            return;
-        }
-        RM.FreeCallReply(r);
-        RM.SetClientNameById(s->control_client_id, name);
+    if (check_all_first) { /* everything checked: now the effects */
+        if (auth_at) apply_hello_auth(s, p, q, auth_at);
+        if (name_at) RM.SetClientNameById(s->control_client_id, args[name_at]);
     }
     s->resp = resp;
     send_hello_reply(s, p->ctx_flags);

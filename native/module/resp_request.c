@@ -13,6 +13,8 @@
  */
 #include "resp_request.h"
 
+#include <stdio.h>
+
 #include <limits.h>
 #include <stdint.h>
 
@@ -100,7 +102,7 @@ int resp_request_parse(const char *buf, size_t len, size_t max_args, size_t max_
         return fail(out, allocator, NULL, errmsg, "invalid multibulk length",
                     RESP_REQUEST_EPROTO);
     if (n > max_args)
-        return fail(out, allocator, NULL, errmsg, "too many arguments", RESP_REQUEST_EPROTO);
+        return fail(out, allocator, NULL, errmsg, "invalid multibulk length", RESP_REQUEST_EPROTO);
     if (n > (len - pos) / MIN_ARG_BYTES)
         return fail(out, allocator, NULL, errmsg, truncated, RESP_REQUEST_EPROTO);
 
@@ -119,8 +121,13 @@ int resp_request_parse(const char *buf, size_t len, size_t max_args, size_t max_
         uint64_t blen;
         if (pos >= len)
             return fail(out, allocator, block, errmsg, truncated, RESP_REQUEST_EPROTO);
-        if (load_byte(buf + pos++) != '$')
-            return fail(out, allocator, block, errmsg, "expected '$'", RESP_REQUEST_EPROTO);
+        char type = (char)load_byte(buf + pos++);
+        if (type != '$') {
+            /* the server's own wording, with the offending byte */
+            static char got[32];
+            snprintf(got, sizeof got, "expected '$', got '%c'", type);
+            return fail(out, allocator, block, errmsg, got, RESP_REQUEST_EPROTO);
+        }
         switch (parse_number(buf, len, &pos, &blen)) {
         case NUMBER_OK:
             break;
@@ -131,7 +138,7 @@ int resp_request_parse(const char *buf, size_t len, size_t max_args, size_t max_
                         RESP_REQUEST_EPROTO);
         }
         if (blen > max_bulk)
-            return fail(out, allocator, block, errmsg, "bulk length over limit",
+            return fail(out, allocator, block, errmsg, "invalid bulk length",
                         RESP_REQUEST_EPROTO);
         /* pos <= len always; the payload and its CRLF must both be there. */
         size_t left = len - pos;
