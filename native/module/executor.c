@@ -536,7 +536,7 @@ static void run_request(struct pass *p, struct shm_session *s, const resp_reques
             break;
         case SHM_ACT_QUIT:
             send_text(s, "+OK\r\n");
-            s->quitting = 1;
+            s->closing = "";
             break;
         default:
             r = call(s, user, s->resp, q->argv[0], q->argvlen[0], args + 1, q->argc - 1);
@@ -573,7 +573,7 @@ static void run_buffer(struct pass *p, struct shm_session *s, const char *buf, s
         snprintf(line, sizeof line, "-ERR Protocol error: %s\r\n",
                  rc == RESP_REQUEST_ENOMEM ? "out of memory" : err);
         send_text(s, line);
-        s->quitting = 1; /* as on a socket: the connection ends after the error */
+        s->closing = "Protocol error"; /* as on a socket: the connection ends after it */
         return;
     }
     run_request(p, s, &q);
@@ -597,7 +597,7 @@ static int append_input(struct shm_session *s, const char *p, uint32_t n) {
 static void run_session(struct pass *p, struct shm_session *s) {
     if (s->out_len && !flush_output(s)) return;
     int consumed = 0;
-    for (long long n = 0; n < shm_cfg.batch_max && !s->failed && !s->quitting; n++) {
+    for (long long n = 0; n < shm_cfg.batch_max && !s->failed && !s->closing; n++) {
         uint32_t type, len;
         const char *payload;
         int r = shm_ring_peek(&s->req, &type, &payload, &len);
@@ -636,7 +636,7 @@ static void run_session(struct pass *p, struct shm_session *s) {
     }
     if (consumed && atomic_load_explicit(&s->hdr->req.producer_waiting, memory_order_seq_cst))
         shm_futex_wake(&s->hdr->req.head);
-    if (s->quitting && !s->out_len) fail(s, "");
+    if (s->closing && !s->out_len) fail(s, s->closing);
 }
 
 struct shm_pass_result shm_execute_pass(void) {

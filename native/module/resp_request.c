@@ -103,12 +103,14 @@ int resp_request_parse(const char *buf, size_t len, size_t max_args, size_t max_
                     RESP_REQUEST_EPROTO);
     if (n > max_args)
         return fail(out, allocator, NULL, errmsg, "invalid multibulk length", RESP_REQUEST_EPROTO);
-    if (n > (len - pos) / MIN_ARG_BYTES)
-        return fail(out, allocator, NULL, errmsg, truncated, RESP_REQUEST_EPROTO);
-
-    /* n <= len / 6, so this product cannot overflow.  One block holds both
-       arrays, pointers first: argvlen is then aligned (asserted below). */
-    size_t argc = (size_t)n;
+    /* Each argument takes at least MIN_ARG_BYTES, so a count the bytes cannot
+       hold is truncated: but report the first malformed argument first, as
+       the server does, by parsing as far as the bytes go.  Either way the
+       arrays are bounded by the input length, so the product cannot
+       overflow.  One block holds both arrays, pointers first: argvlen is then
+       aligned (asserted below). */
+    size_t fits = (len - pos) / MIN_ARG_BYTES + 1;
+    size_t argc = n < fits ? (size_t)n : fits;
     _Static_assert(_Alignof(size_t) <= _Alignof(const char *), "argvlen follows argv");
     void *block = allocator->alloc(argc * (sizeof(const char *) + sizeof(size_t)),
                                    allocator->ud);
@@ -154,6 +156,8 @@ int resp_request_parse(const char *buf, size_t len, size_t max_args, size_t max_
                         RESP_REQUEST_EPROTO);
         pos += 2;
     }
+    if (argc < n) /* cannot happen: the bytes ran out first; kept as a guard */
+        return fail(out, allocator, block, errmsg, truncated, RESP_REQUEST_EPROTO);
     if (pos != len)
         return fail(out, allocator, block, errmsg, "trailing bytes after request",
                     RESP_REQUEST_EPROTO);

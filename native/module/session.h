@@ -34,7 +34,7 @@ struct shm_session {
     int resp; /* 2 or 3 */
     int authenticated;
     int refusing; /* refused a command: refuse the rest until RESUME */
-    int quitting; /* QUIT answered: close once the reply is out */
+    const char *closing; /* close once the reply is out: "" after QUIT, else why */
     const char *failed; /* set: close at the next reap ("" = a normal close) */
     uint64_t held_at;   /* replies held since this BEFORE_SLEEP count (rep.hold) */
 
