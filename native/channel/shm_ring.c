@@ -66,6 +66,13 @@ int shm_ring_write(struct shm_ring_writer *w, uint32_t type, const void *payload
     return 1;
 }
 
+int shm_ring_check_head(struct shm_ring_writer *w) {
+    uint32_t head = atomic_load_explicit(&w->ctrl->head, memory_order_acquire);
+    if (w->tail - head > w->cap || head - w->head_cache > w->cap) return SHM_RING_CORRUPT;
+    w->head_cache = head;
+    return 0;
+}
+
 void shm_ring_publish(struct shm_ring_writer *w) {
     atomic_store_explicit(&w->ctrl->tail, w->tail, memory_order_seq_cst);
 }

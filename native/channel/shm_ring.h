@@ -42,6 +42,10 @@ void shm_ring_reader_init(struct shm_ring_reader *r, struct shm_ring_ctrl *ctrl,
    may check the consumer's waiting flag right after (docs/protocol.md). */
 int shm_ring_write(struct shm_ring_writer *w, uint32_t type, const void *payload, uint32_t len);
 
+/* Re-read and validate the consumer's head now (the writer otherwise reads
+   it only when the ring looks full).  Returns 0 or SHM_RING_CORRUPT. */
+int shm_ring_check_head(struct shm_ring_writer *w);
+
 /* Publish what was written while `hold` was set (seq_cst store). */
 void shm_ring_publish(struct shm_ring_writer *w);
 

@@ -595,6 +595,12 @@ static int append_input(struct shm_session *s, const char *p, uint32_t n) {
 }
 
 static void run_session(struct pass *p, struct shm_session *s) {
+    /* Once per pass, not per reply: a head the client moved somewhere
+       impossible ends the session even while the ring has room. */
+    if (shm_ring_check_head(&s->rep) < 0) {
+        fail(s, "the client corrupted its reply ring");
+        return;
+    }
     if (s->out_len && !flush_output(s)) return;
     int consumed = 0;
     for (long long n = 0; n < shm_cfg.batch_max && !s->failed && !s->closing; n++) {

@@ -164,6 +164,16 @@ static void hostile_writer(void) {
     int rc = 1;
     for (int i = 0; i < 10000 && rc == 1; i++) rc = shm_ring_write(&w, SHM_REC_REPLY, msg, sizeof msg);
     CHECK(rc == SHM_RING_CORRUPT, "a head beyond the tail is detected by the writer");
+    shm_ring_writer_init(&w, ctrl, data, CAP);
+    atomic_store(&ctrl->head, 0);
+    for (int i = 0; i < 4; i++) shm_ring_write(&w, SHM_REC_REPLY, msg, sizeof msg);
+    CHECK(shm_ring_check_head(&w) == 0, "a head at 0 is plausible");
+    atomic_store(&ctrl->head, w.tail + 64);
+    CHECK(shm_ring_check_head(&w) == SHM_RING_CORRUPT, "a head ahead of the tail is caught at once");
+    atomic_store(&ctrl->head, 24);
+    CHECK(shm_ring_check_head(&w) == 0, "a head that moved forward is fine");
+    atomic_store(&ctrl->head, 8);
+    CHECK(shm_ring_check_head(&w) == SHM_RING_CORRUPT, "a head that moved backwards is caught");
     free(data);
     free(ctrl);
 }
