@@ -42,6 +42,11 @@ FALLBACK_PREFIX = b"SHMFALLBACK "
 _STATE_COMMANDS = frozenset({b"select", b"auth", b"hello", b"reset"})
 _SUBSCRIBE = frozenset({b"subscribe", b"psubscribe", b"ssubscribe"})
 _UNSUBSCRIBE = frozenset({b"unsubscribe", b"punsubscribe", b"sunsubscribe"})
+# Start socket-only state: sent over the socket without asking the module.
+_SOCKET_ONLY = frozenset({b"multi", b"watch", b"monitor"})
+# Commands whose replies change what the connection tracks (not the hot path).
+_ROUTED = (_STATE_COMMANDS | _SUBSCRIBE | _UNSUBSCRIBE | _SOCKET_ONLY
+           | {b"exec", b"discard", b"unwatch", b"client", b"quit"})
 
 
 class ShmUnavailable(ConnectionError):
@@ -186,6 +191,18 @@ class Connection:
 
     def execute(self, *args: Arg) -> Reply:
         """Run one command and return its typed reply (errors are values)."""
+        shm = self._shm
+        if shm is not None and not self._pinned:
+            name = _name(args[0])
+            if name not in _ROUTED:  # the hot path: one round trip, nothing to track
+                request = encode_command(*args)
+                reply = parse_one(self._shm_call(shm, request))
+                if not is_fallback(reply):
+                    return reply
+                shm.resume()
+                replies: list[Reply] = []
+                self._run_socket([(name, request)], 0, replies)
+                return replies[0]
         return self.execute_many([args])[0]
 
     def execute_many(self, commands: Iterable[Sequence[Arg]]) -> list[Reply]:
@@ -236,10 +253,27 @@ class Connection:
 
     # ---- routing ----
 
+    @property
+    def _pinned(self) -> bool:
+        """Connection state that lives on the socket's client only."""
+        return self._in_multi or self._watching or self._subscribed or self._tracking
+
     def _pinned_to_socket(self, name: bytes) -> bool:
-        return (self._in_multi or self._watching or self._subscribed or self._tracking
-                or name in _SUBSCRIBE or name == b"multi" or name == b"watch"
-                or name == b"monitor")
+        return self._pinned or name in _SUBSCRIBE or name in _SOCKET_ONLY
+
+    def _shm_call(self, shm: ShmChannel, request: bytes) -> bytes:
+        try:
+            return shm.call(request)
+        except ChannelError as exc:
+            raise self._session_lost(exc) from None
+
+    def _session_lost(self, exc: ChannelError) -> Exception:
+        """After any channel error the session is out of step (a reply may
+        still be on its way): close everything, report as a socket would."""
+        self.close()
+        if isinstance(exc, ChannelClosed):
+            return ConnectionError("Server closed the connection")
+        return exc
 
     def _run_shm(self, batch: list[tuple[bytes, bytes]], start: int,
                  replies: list[Reply]) -> tuple[int, bool]:
@@ -253,19 +287,16 @@ class Connection:
                 break  # bounded chunks: requests never wait for replies to be read
             budget += size
             end += 1
-        try:
-            if end - start == 1:
-                raw = [self._shm.call(batch[start][1])]
-            else:
+        shm = self._shm
+        if end - start == 1:
+            raw = [self._shm_call(shm, batch[start][1])]
+        else:
+            try:
                 for _, request in batch[start:end]:
-                    self._shm.send(request)
-                raw = [self._shm.recv() for _ in range(start, end)]
-        except ChannelClosed:
-            self.close()
-            raise ConnectionError("Server closed the connection") from None
-        except ChannelError:
-            self.close()  # a reply may still be on its way: the session is out of step
-            raise
+                    shm.send(request)
+                raw = [shm.recv() for _ in range(start, end)]
+            except ChannelError as exc:
+                raise self._session_lost(exc) from None
         for offset, data in enumerate(raw):
             reply = parse_one(data)
             if is_fallback(reply):
