@@ -162,7 +162,7 @@ def acl_log(srv: Server) -> list[dict[bytes, Reply]]:
     entries = []
     for entry in log.items:
         assert isinstance(entry, Array)
-        fields = dict(zip(entry.items[::2], entry.items[1::2]))
+        fields = dict(zip(entry.items[::2], entry.items[1::2], strict=True))
         entries.append({k.data: v for k, v in fields.items() if isinstance(k, Bulk)
                         and k.data in (b"count", b"reason", b"context", b"object",
                                        b"username")})
@@ -199,11 +199,10 @@ def test_restricted_user_gets_the_sockets_replies(users: Server, user: str) -> N
     results = run_both_ways(users, user, SEEDS[user], commands)
     shm_replies, shm_data, shm_log, shm_ran = results["require"]
     sock_replies, sock_data, sock_log, _ = results["off"]
-    for cmd, over_shm, over_socket in zip(commands, shm_replies, sock_replies):
+    for cmd, over_shm, over_socket in zip(commands, shm_replies, sock_replies, strict=True):
         assert over_shm == over_socket, f"{cmd}: shm {over_shm!r} != socket {over_socket!r}"
     # the matrices are meant to contain denials; make sure they really do
     assert any(isinstance(r, Error) and r.code == "NOPERM" for r in sock_replies)
-    assert any(isinstance(r, Error) and b"NOPERM" in r.text for r in sock_replies)
     assert shm_data == sock_data
     assert shm_log == sock_log
     assert shm_ran > 0, "nothing ran over shared memory"
@@ -418,6 +417,6 @@ def test_authentication_state_over_shm_matches_the_socket(
     for mode in ("require", "off"):
         with srv.connect(shm=mode, password="secret") as conn:
             results[mode] = [conn.execute(*cmd) for cmd in steps]
-    for cmd, over_shm, over_socket in zip(steps, results["require"], results["off"]):
+    for cmd, over_shm, over_socket in zip(steps, results["require"], results["off"], strict=True):
         assert over_shm == over_socket, f"{cmd}: shm {over_shm!r} != socket {over_socket!r}"
     assert isinstance(results["off"][4], Error) and results["off"][4].code == "NOAUTH"

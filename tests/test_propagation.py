@@ -76,7 +76,7 @@ def write_over_shm(srv: Server, commands: Sequence[Command]) -> None:
         replies = [conn.execute(*cmd) for cmd in commands[:half]]
         replies += conn.execute_many(commands[half:])
         assert conn.transport == "shm"
-    errors = [(cmd, r) for cmd, r in zip(commands, replies) if isinstance(r, Error)]
+    errors = [(cmd, r) for cmd, r in zip(commands, replies, strict=True) if isinstance(r, Error)]
     assert not errors, errors
     assert shm_stat(srv, "refused") == refused
     assert shm_stat(srv, "commands") == ran + len(commands)

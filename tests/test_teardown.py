@@ -72,7 +72,7 @@ def warm_up(srv: Server) -> None:
 
 # ---- clients killed with SIGKILL ----
 
-def traffic(unix_socket: str, index: int, ready: "ctypes.Array[ctypes.c_byte]",
+def traffic(unix_socket: str, index: int, ready: ctypes.Array[ctypes.c_byte],
             stop_at: float) -> None:
     """A client process: a shm session in a tight SET/GET/INCR loop."""
     conn = shmcli.connect(unix_socket=unix_socket, shm="require", timeout=30.0)
@@ -123,7 +123,7 @@ def test_killed_client_processes_leave_nothing_behind(
                 os.kill(wave_procs[i].pid, signal.SIGKILL)
             # the others once their traffic runs, in random order at random moments
             rest = [i for i in range(PER_WAVE) if i not in early]
-            wait_until(lambda: all(ready[first + i] for i in rest),
+            wait_until(lambda first=first, rest=rest: all(ready[first + i] for i in rest),
                        "the clients' sessions", timeout=60)
             rng.shuffle(rest)
             for i in rest:

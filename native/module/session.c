@@ -32,6 +32,7 @@
 #define TOKEN_TTL_MS 10000
 #define MAX_TOKENS 64
 #define MAX_PENDING_CONNS 32
+#define HELLO_TTL_MS 2000 /* a client sends its hello right after connecting */
 
 struct token {
     char value[TOKEN_LEN + 1];
@@ -105,6 +106,11 @@ int shm_handshake_command(RedisModuleCtx *ctx, RedisModuleString **argv, int arg
         return RM.ReplyWithError(ctx, "ERR shm: SHM.HANDSHAKE must be sent on its own");
     if (listen_fd < 0) return RM.ReplyWithError(ctx, "ERR shm: the module's socket is not open");
 
+    /* One outstanding token per connection: asking again replaces it, so a
+       client cannot hoard the session slots. */
+    uint64_t client_id = RM.GetClientId(ctx);
+    for (int i = token_count - 1; i >= 0; i--)
+        if (tokens[i].client_id == client_id) drop_token(i);
     pthread_mutex_lock(&table_lock);
     int busy = shm_session_count() + token_count;
     pthread_mutex_unlock(&table_lock);
@@ -121,7 +127,7 @@ int shm_handshake_command(RedisModuleCtx *ctx, RedisModuleString **argv, int arg
     if (ulen >= sizeof t.user) ulen = sizeof t.user - 1;
     memcpy(t.user, u, ulen);
     RM.FreeString(ctx, user);
-    t.client_id = RM.GetClientId(ctx);
+    t.client_id = client_id;
     t.db = RM.GetSelectedDb(ctx);
     t.resp = (flags & RM_CTX_FLAGS_RESP3) ? 3 : 2;
     t.ring_size = (uint32_t)shm_cfg.ring_size;
@@ -307,12 +313,17 @@ static void on_accept(int fd, void *ud, int mask) {
     (void)mask;
     int conn = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (conn < 0) return;
-    if (pending_count >= MAX_PENDING_CONNS ||
-        RM.EventLoopAdd(conn, RM_EVENTLOOP_READABLE, on_hello, NULL) != RM_OK) {
+    if (pending_count >= MAX_PENDING_CONNS) { /* silent ones must not lock others out */
+        int oldest = 0;
+        for (int i = 1; i < pending_count; i++)
+            if (pending[i].expires_ms < pending[oldest].expires_ms) oldest = i;
+        answer_and_close(pending[oldest].fd, "ERR timed out");
+    }
+    if (RM.EventLoopAdd(conn, RM_EVENTLOOP_READABLE, on_hello, NULL) != RM_OK) {
         close(conn);
         return;
     }
-    pending[pending_count++] = (struct pending_conn){conn, RM.Milliseconds() + TOKEN_TTL_MS};
+    pending[pending_count++] = (struct pending_conn){conn, RM.Milliseconds() + HELLO_TTL_MS};
 }
 
 void shm_sessions_expire(void) {
