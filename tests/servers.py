@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import shmcli
@@ -133,3 +134,25 @@ class Server:
         return subprocess.run(["redis-cli", "-s", self.unix_socket, *args], input=stdin,
                               capture_output=True, timeout=60,
                               env={**os.environ, **(env or {})})
+
+
+# ---- small helpers shared by the test files ----
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    """Poll a condition (never a timing assertion: only a bound on waiting)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def shm_stat(srv: Server, field: str) -> int:
+    """One counter of INFO shm, e.g. shm_stat(srv, "sessions")."""
+    return int(srv.info()[f"shm_{field}"])
+
+
+def fd_count(srv: Server) -> int:
+    """How many descriptors the server process has open."""
+    assert srv.process is not None
+    return len(os.listdir(f"/proc/{srv.process.pid}/fd"))

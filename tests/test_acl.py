@@ -13,11 +13,10 @@ unauthenticated connection.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
 
 import pytest
-from servers import Server
+from servers import Server, shm_stat
 
 from shmcli.channel import ShmChannel
 from shmcli.connection import Connection
@@ -92,18 +91,6 @@ MATRICES: dict[str, list[Command]] = {
 
 
 # ---- helpers ----
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def shm_stat(srv: Server, field: str) -> int:
-    return int(srv.info()[f"shm_{field}"])
-
 
 def create_users(srv: Server, names: Sequence[str] = tuple(USERS)) -> None:
     with srv.admin() as admin:

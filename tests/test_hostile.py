@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from servers import Server
+from servers import Server, fd_count, shm_stat, wait_until
 
 from shmcli.channel import ChannelError, ShmChannel
 from shmcli.connection import Connection
@@ -38,23 +38,6 @@ REP_TAIL, REP_HEAD = 512, 640
 REC_PADDING, REC_REQUEST, REC_REPLY, REC_RESUME = 1, 2, 3, 4
 F_ADD_SEALS, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE = 1033, 1, 2, 4, 8
 PING = encode_command("PING")
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def shm_stat(srv: Server, field: str) -> int:
-    return int(srv.info()[f"shm_{field}"])
-
-
-def fd_count(srv: Server) -> int:
-    assert srv.process is not None
-    return len(os.listdir(f"/proc/{srv.process.pid}/fd"))
 
 
 def get32(region: memoryview, offset: int) -> int:

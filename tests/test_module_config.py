@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from servers import EXEC_MODES, FLAVOURS, Server
+from servers import EXEC_MODES, FLAVOURS, Server, wait_until
 
 import shmcli
 from shmcli.connection import Connection
@@ -30,14 +29,6 @@ SERVER_IDS = [f"{f}-{m}" for f, m in SERVERS]
 DEFAULTS = {"max-sessions": "64", "ring-size": str(MB), "input-limit": str(1024 * MB),
             "output-limit": str(1024 * MB), "batch-max": "256", "worker-spin-us": "50",
             "socket-perm": "777"}
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def shm_configs(conn: Connection) -> dict[str, str]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
-from servers import EXEC_MODES, FLAVOURS, Server
+from servers import EXEC_MODES, FLAVOURS, Server, shm_stat, wait_until
 
 from shmcli.connection import Connection
 from shmcli.resp import Array, Bulk, Error, Integer, Reply, Status
@@ -25,18 +25,6 @@ from shmcli.resp import Array, Bulk, Error, Integer, Reply, Status
 Command = Sequence[str | int]
 SERVERS = [(f, m) for f in FLAVOURS for m in EXEC_MODES]
 SERVER_IDS = [f"{f}-{m}" for f, m in SERVERS]
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def shm_stat(srv: Server, field: str) -> int:
-    return int(srv.info()[f"shm_{field}"])
 
 
 def workload(prefix: str) -> list[Command]:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from servers import EXEC_MODES, FLAVOURS, Server
+from servers import EXEC_MODES, FLAVOURS, Server, fd_count, shm_stat, wait_until
 
 import shmcli
 from shmcli.channel import ShmChannel
@@ -31,23 +31,6 @@ from shmcli.resp import Array, Bulk, Integer, Nil, Status
 
 SERVERS = [(f, m) for f in FLAVOURS for m in EXEC_MODES]
 SERVER_IDS = [f"{f}-{m}" for f, m in SERVERS]
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def shm_stat(srv: Server, field: str) -> int:
-    return int(srv.info()[f"shm_{field}"])
-
-
-def fd_count(srv: Server) -> int:
-    assert srv.process is not None
-    return len(os.listdir(f"/proc/{srv.process.pid}/fd"))
 
 
 def settled_fd_count(srv: Server) -> int:
