@@ -219,6 +219,10 @@ static struct shm_session *attach(const struct token *t, int memfd, int doorbell
     s->db = t->db;
     s->resp = t->resp;
     s->authenticated = 1;
+    /* Until the server's first pass, tell the client we may be asleep: the
+       worker (or the event loop) may be blocked already, and without the
+       doorbell the first request would wait for a timeout. */
+    atomic_store_explicit(&hdr->req.consumer_waiting, 1, memory_order_seq_cst);
     return s;
 }
 

@@ -114,9 +114,11 @@ static void on_info(RedisModuleInfoCtx *ictx, int for_crash_report) {
     RM.InfoAddFieldCString(ictx, "exec_mode",
                            shm_cfg.exec_mode == SHM_EXEC_FAST_PATH ? "fast-path" : "main-thread");
     RM.InfoAddFieldCString(ictx, "socket", (char *)shm_socket_path());
-    pthread_mutex_lock(&table_lock);
+    /* INFO may come from a session itself, inside a pass that holds the lock. */
+    int locked = !shm_pass_running;
+    if (locked) pthread_mutex_lock(&table_lock);
     long long open_sessions = shm_session_count();
-    pthread_mutex_unlock(&table_lock);
+    if (locked) pthread_mutex_unlock(&table_lock);
     struct {
         const char *name;
         unsigned long long value;
