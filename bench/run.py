@@ -42,8 +42,9 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
-from servers import BenchServer  # noqa: E402
 from stats import CLK_TCK, Histogram, stat_cpu_ticks, thread_cpu_ns  # noqa: E402
+
+from shmcli.testing import Server  # noqa: E402
 
 CHANNEL = ROOT / "native" / "channel"
 C_SOURCES = [BENCH / "shm_bench.c", CHANNEL / "shm_client.c", CHANNEL / "shm_ring.c",
@@ -165,7 +166,7 @@ def build_client(workdir: Path) -> Path:
 # ---- one measurement slice ----
 
 class Runner:
-    def __init__(self, c_binary: Path, servers: dict[str, BenchServer]) -> None:
+    def __init__(self, c_binary: Path, servers: dict[str, Server]) -> None:
         self.c_binary = c_binary
         self.servers = servers
         self.errors: list[str] = []
@@ -294,7 +295,7 @@ def measure_sparse(runner: Runner, plan: Plan) -> dict:
     return out
 
 
-def measure_idle(servers: dict[str, BenchServer], seconds: float) -> dict:
+def measure_idle(servers: dict[str, Server], seconds: float) -> dict:
     """Server CPU over `seconds` of silence, from utime+stime and from schedstat."""
     import shmcli
 
@@ -324,10 +325,10 @@ def measure_idle(servers: dict[str, BenchServer], seconds: float) -> dict:
     conns = []
     try:
         for name, srv in servers.items():
-            shm = "off" if srv.exec_mode is None else "require"
+            shm = "require" if srv.load_module else "off"
             for _ in range(IDLE_SESSIONS):
                 conns.append(shmcli.connect(unix_socket=srv.unix_socket, shm=shm, timeout=10.0))
-            if srv.exec_mode is not None:
+            if srv.load_module:
                 # over a socket: INFO shm sent through a session deadlocks the
                 # module (see docs/performance.md, "Problems found")
                 with shmcli.connect(unix_socket=srv.unix_socket, shm="off",
@@ -468,7 +469,6 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json")
     opts = ap.parse_args()
 
-    import shmcli
 
     plan = QUICK if opts.quick else FULL
     if opts.rounds:
@@ -480,25 +480,24 @@ def main() -> int:
     res: dict = {"env": environment(binary), "plan": plan.__dict__,
                  "command": " ".join(["python", "bench/run.py", *sys.argv[1:]])}
     workdir = Path(tempfile.mkdtemp(prefix="shm-bench-build-"))
-    servers: dict[str, BenchServer] = {}
+    servers: dict[str, Server] = {}
     try:
         c_binary = build_client(workdir)
-        module = shmcli.module_path()
-        servers = {"main": BenchServer(binary, module, "main-thread", "main"),
-                   "fast": BenchServer(binary, module, "fast-path", "fast"),
-                   "nomodule": BenchServer(binary, None, None, "nomodule")}
+        servers = {"main": Server(binary=binary, exec_mode="main-thread", name="main"),
+                   "fast": Server(binary=binary, exec_mode="fast-path", name="fast"),
+                   "nomodule": Server(binary=binary, load_module=False, name="nomodule")}
         for srv in servers.values():
             srv.start()
         runner = Runner(c_binary, servers)
         res["idle_cpu"] = measure_idle(servers, plan.idle_s)
-        servers.pop("nomodule").stop()  # only the idle baseline needs it
+        servers.pop("nomodule").cleanup()  # only the idle baseline needs it
         res["latency"] = measure_latency(runner, plan)
         res["big_get"] = measure_big_get(runner, plan)
         res["sparse"] = measure_sparse(runner, plan)
         res["errors"] = runner.errors
     finally:
         for srv in servers.values():
-            srv.stop()
+            srv.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
         if sys.stderr.isatty():
             print(file=sys.stderr)

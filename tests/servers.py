@@ -1,142 +1,16 @@
-"""Real redis-server / valkey-server processes with the shm module loaded, for tests.
-
-Each server gets its own temporary directory, a free loopback port, a unix
-socket and its own shm socket.  Nothing is mocked: tests talk to these
-processes through shmcli and through the real redis-cli.
-"""
+"""Test-side access to the throwaway servers (shmcli.testing) and small helpers."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-import shmcli
+from shmcli.testing import EXEC_MODES, FLAVOURS, Server, free_port
 
-FLAVOURS = {"redis": "redis-server", "valkey": "valkey-server"}
-EXEC_MODES = ("main-thread", "fast-path")
+__all__ = ["EXEC_MODES", "FLAVOURS", "Server", "fd_count", "free_port", "shm_stat",
+           "wait_until"]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, flavour: str = "redis", exec_mode: str = "main-thread",
-                 config: dict[str, str] | None = None, load_module: bool = True) -> None:
-        binary = shutil.which(FLAVOURS[flavour])
-        if binary is None:
-            raise RuntimeError(f"{FLAVOURS[flavour]} is not installed (run .ci/run)")
-        self.flavour = flavour
-        self.exec_mode = exec_mode
-        self.binary = binary
-        self.dir = Path(tempfile.mkdtemp(prefix=f"shmcli-{flavour}-"))
-        self.port = free_port()
-        self.unix_socket = str(self.dir / "redis.sock")
-        self.shm_socket = str(self.dir / "shm.sock")
-        self.config = {
-            "port": str(self.port), "bind": "127.0.0.1", "unixsocket": self.unix_socket,
-            "unixsocketperm": "700", "dir": str(self.dir), "save": "",
-            "appendonly": "no", "logfile": str(self.dir / "server.log"), "loglevel": "verbose",
-        }
-        if load_module:
-            self.config["shm.socket-path"] = self.shm_socket
-            self.config["shm.exec-mode"] = exec_mode
-        self.config.update(config or {})
-        self.load_module = load_module
-        self.process: subprocess.Popen[bytes] | None = None
-
-    # ---- lifecycle ----
-
-    def argv(self) -> list[str]:
-        argv = [self.binary]
-        if self.load_module:
-            argv += ["--loadmodule", shmcli.module_path()]
-        for key, value in self.config.items():
-            argv += [f"--{key}", value]
-        return argv
-
-    def start(self, timeout: float = 10.0) -> Server:
-        self.process = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.flavour} exited at start:\n{self.log()[-3000:]}")
-            try:
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.settimeout(0.5)
-                    s.connect(self.unix_socket)
-                    s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith((b"+PONG", b"-NOAUTH")):
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.02)
-        raise RuntimeError(f"{self.flavour} did not start:\n{self.log()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def restart(self) -> Server:
-        self.stop()
-        return self.start()
-
-    def cleanup(self) -> None:
-        self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def log(self) -> str:
-        path = self.dir / "server.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    # ---- talking to it ----
-
-    def connect(self, **kwargs: object) -> shmcli.Connection:
-        kwargs.setdefault("unix_socket", self.unix_socket)
-        kwargs.setdefault("timeout", 30.0)
-        return shmcli.connect(**kwargs)  # type: ignore[arg-type]
-
-    def admin(self) -> shmcli.Connection:
-        """A plain socket connection for setup and inspection."""
-        return self.connect(shm="off", password=self.config.get("requirepass"))
-
-    def info(self, section: str = "shm") -> dict[str, str]:
-        with self.admin() as conn:
-            text = conn.execute("INFO", section).data.decode()  # type: ignore[union-attr]
-        return dict(line.split(":", 1) for line in text.splitlines()
-                    if ":" in line and not line.startswith("#"))
-
-    def redis_cli(self, *args: str, stdin: bytes | None = None,
-                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(["redis-cli", "-s", self.unix_socket, *args], input=stdin,
-                              capture_output=True, timeout=60,
-                              env={**os.environ, **(env or {})})
-
-
-# ---- small helpers shared by the test files ----
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
     """Poll a condition (never a timing assertion: only a bound on waiting)."""

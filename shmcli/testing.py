@@ -1,0 +1,147 @@
+"""Throwaway redis-server / valkey-server processes with the shm module loaded.
+
+Used by the tests and the benchmarks.  Each server gets its own temporary
+directory, a free loopback port, a unix socket and its own shm socket, and is
+stopped by its process id, never by name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from . import module_path
+from .connection import Connection, connect
+from .resp import Bulk
+
+FLAVOURS = {"redis": "redis-server", "valkey": "valkey-server"}
+EXEC_MODES = ("main-thread", "fast-path")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, flavour: str = "redis", exec_mode: str = "main-thread",
+                 config: dict[str, str] | None = None, load_module: bool = True,
+                 binary: str | None = None, name: str | None = None) -> None:
+        binary = binary or shutil.which(FLAVOURS[flavour])
+        if binary is None:
+            raise RuntimeError(f"{FLAVOURS[flavour]} is not installed (run .ci/setup)")
+        self.flavour = flavour
+        self.name = name or f"{flavour}-{exec_mode}"
+        self.exec_mode = exec_mode
+        self.binary = binary
+        self.dir = Path(tempfile.mkdtemp(prefix=f"shmcli-{flavour}-"))
+        self.port = free_port()
+        self.unix_socket = str(self.dir / "redis.sock")
+        self.shm_socket = str(self.dir / "shm.sock")
+        self.config = {
+            "port": str(self.port), "bind": "127.0.0.1", "unixsocket": self.unix_socket,
+            "unixsocketperm": "700", "dir": str(self.dir), "save": "",
+            "appendonly": "no", "logfile": str(self.dir / "server.log"), "loglevel": "verbose",
+        }
+        if load_module:
+            self.config["shm.socket-path"] = self.shm_socket
+            self.config["shm.exec-mode"] = exec_mode
+        self.config.update(config or {})
+        self.load_module = load_module
+        self.process: subprocess.Popen[bytes] | None = None
+
+    # ---- lifecycle ----
+
+    def argv(self) -> list[str]:
+        argv = [self.binary]
+        if self.load_module:
+            argv += ["--loadmodule", module_path()]
+        for key, value in self.config.items():
+            argv += [f"--{key}", value]
+        return argv
+
+    def start(self, timeout: float = 10.0) -> Server:
+        self.process = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.flavour} exited at start:\n{self.log()[-3000:]}")
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.settimeout(0.5)
+                    s.connect(self.unix_socket)
+                    s.sendall(b"PING\r\n")
+                    if s.recv(64).startswith((b"+PONG", b"-NOAUTH")):
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError(f"{self.flavour} did not start:\n{self.log()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self) -> Server:
+        self.stop()
+        return self.start()
+
+    def cleanup(self) -> None:
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log(self) -> str:
+        path = self.dir / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    # ---- talking to it ----
+
+    def connect(self, **kwargs: object) -> Connection:
+        kwargs.setdefault("unix_socket", self.unix_socket)
+        kwargs.setdefault("timeout", 30.0)
+        return connect(**kwargs)  # type: ignore[arg-type]
+
+    def admin(self) -> Connection:
+        """A plain socket connection for setup and inspection."""
+        return self.connect(shm="off", password=self.config.get("requirepass"))
+
+    def info(self, section: str = "shm") -> dict[str, str]:
+        with self.admin() as conn:
+            reply = conn.execute("INFO", section)
+        if not isinstance(reply, Bulk):
+            raise RuntimeError(f"INFO {section} failed: {reply!r}")
+        text = reply.data.decode()
+        return dict(line.split(":", 1) for line in text.splitlines()
+                    if ":" in line and not line.startswith("#"))
+
+    def redis_cli(self, *args: str, stdin: bytes | None = None,
+                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["redis-cli", "-s", self.unix_socket, *args], input=stdin,
+                              capture_output=True, timeout=60,
+                              env={**os.environ, **(env or {})})
