@@ -15,9 +15,8 @@
  * the state over to the session.  Everything else that cannot behave exactly
  * as on a socket is refused (command_policy.c).
  *
- * The server never waits for a client: a reply that does not fit stays in the
- * session as pending output (the CallReply is kept, not copied), and the
- * session reads no new request until it has drained.
+ * A session with pending output (reply_output.c) reads no new request until
+ * it has drained.
  */
 #include "executor.h"
 
@@ -30,11 +29,11 @@
 #include "../channel/shm_wait.h"
 #include "command_policy.h"
 #include "config.h"
+#include "reply_output.h"
 #include "resp_request.h"
 #include "session.h"
 #include "stats.h"
 
-#define REFUSAL_PREFIX "-SHMFALLBACK "
 #define STACK_ARGS 16
 
 static RedisModuleCtx *dctx;
@@ -63,138 +62,6 @@ static const resp_request_allocator scratch_allocator = {scratch_alloc, scratch_
 int shm_executor_init(RedisModuleCtx *ctx) {
     dctx = RM.GetDetachedThreadSafeContext(ctx);
     return dctx ? RM_OK : RM_ERR;
-}
-
-/* ---- reply output ---- */
-
-static void fail(struct shm_session *s, const char *why) {
-    if (!s->failed) s->failed = why;
-}
-
-static void wake_client(struct shm_session *s) {
-    if (s->rep.hold) return; /* nothing visible yet */
-    if (atomic_load_explicit(&s->hdr->rep.consumer_waiting, memory_order_seq_cst))
-        shm_futex_wake(&s->hdr->rep.tail);
-}
-
-/* BEFORE_SLEEP hooks seen: an AOF write happens after each. */
-static uint64_t before_sleep_count;
-
-static void hold_replies(struct shm_session *s) {
-    if (!s->rep.hold) {
-        s->rep.hold = 1;
-        s->held_at = before_sleep_count;
-    }
-}
-
-int shm_note_before_sleep(void) {
-    before_sleep_count++;
-    int held = 0;
-    pthread_mutex_lock(&table_lock);
-    for (int i = 0; i < session_slots && !held; i++) held = sessions[i] && sessions[i]->rep.hold;
-    pthread_mutex_unlock(&table_lock);
-    return held;
-}
-
-void shm_publish_held(void) {
-    pthread_mutex_lock(&table_lock);
-    for (int i = 0; i < session_slots; i++) {
-        struct shm_session *s = sessions[i];
-        if (!s || !s->rep.hold || s->held_at == before_sleep_count) continue;
-        s->rep.hold = 0;
-        shm_ring_publish(&s->rep);
-        wake_client(s);
-    }
-    pthread_mutex_unlock(&table_lock);
-}
-
-static void release_output(struct shm_session *s) {
-    if (s->out_reply) RM.FreeCallReply(s->out_reply);
-    RM.Free(s->out_owned);
-    s->out_reply = NULL;
-    s->out_owned = NULL;
-    s->out_ptr = NULL;
-    s->out_len = s->out_off = 0;
-}
-
-/* Write as much pending output as fits; 1 when none is left. */
-static int flush_output(struct shm_session *s) {
-    uint32_t max_fragment = shm_max_fragment(s->rep.cap);
-    _Atomic uint32_t *waiting = &s->hdr->rep.producer_waiting;
-    int wrote = 0;
-    while (s->out_off < s->out_len) {
-        size_t left = s->out_len - s->out_off;
-        uint32_t frag = left > max_fragment ? max_fragment : (uint32_t)left;
-        uint32_t type = SHM_REC_REPLY | (left > frag ? SHM_REC_MORE : 0);
-        int r = shm_ring_write(&s->rep, type, s->out_ptr + s->out_off, frag);
-        if (r < 0) {
-            fail(s, "the client corrupted its reply ring");
-            return 0;
-        }
-        if (r == 0) {
-            /* Say we wait for space, then look once more: either the client
-               sees the flag after consuming, or we see its progress. */
-            if (atomic_load_explicit(waiting, memory_order_relaxed)) break;
-            atomic_store_explicit(waiting, 1, memory_order_seq_cst);
-            continue;
-        }
-        s->out_off += frag;
-        wrote = 1;
-    }
-    if (wrote) wake_client(s);
-    if (s->out_off < s->out_len) {
-        if (s->out_len - s->out_off > (size_t)shm_cfg.output_limit)
-            fail(s, "unread replies over shm.output-limit");
-        return 0;
-    }
-    atomic_store_explicit(waiting, 0, memory_order_relaxed);
-    release_output(s);
-    return 1;
-}
-
-/* Send a reply.  `owner` (may be NULL) is freed once the bytes are out;
-   without an owner the bytes are copied if they must wait. */
-static void send_reply(struct shm_session *s, const char *data, size_t len,
-                       RedisModuleCallReply *owner) {
-    shm_stats.bytes_out += len;
-    s->out_ptr = data;
-    s->out_len = len;
-    s->out_off = 0;
-    s->out_reply = owner;
-    if (flush_output(s) || owner || s->failed) return;
-    size_t left = s->out_len - s->out_off;
-    s->out_owned = RM.Alloc(left);
-    memcpy(s->out_owned, s->out_ptr + s->out_off, left);
-    s->out_ptr = s->out_owned;
-    s->out_len = left;
-    s->out_off = 0;
-}
-
-static void send_text(struct shm_session *s, const char *text) {
-    send_reply(s, text, strlen(text), NULL);
-}
-
-static void send_refusal(struct shm_session *s, const char *reason) {
-    char line[160];
-    snprintf(line, sizeof line, REFUSAL_PREFIX "%s\r\n", reason);
-    send_text(s, line);
-    s->refusing = 1;
-    shm_stats.refused++;
-}
-
-static void send_bulk_or_null(struct shm_session *s, const char *p, size_t len) {
-    if (!p) {
-        send_text(s, s->resp == 3 ? "_\r\n" : "$-1\r\n");
-        return;
-    }
-    char head[32];
-    int n = snprintf(head, sizeof head, "$%zu\r\n", len);
-    char *buf = RM.Alloc((size_t)n + len + 2);
-    memcpy(buf, head, (size_t)n);
-    memcpy(buf + n, p, len);
-    memcpy(buf + n + len, "\r\n", 2);
-    send_reply(s, buf, (size_t)n + len + 2, NULL);
-    RM.Free(buf);
 }
 
 /* ---- running one command ---- */
@@ -243,12 +110,12 @@ static void send_call_reply(struct shm_session *s, RedisModuleCallReply *r) {
         char line[128];
         snprintf(line, sizeof line, "-ERR shm: the command could not run (%s)\r\n",
                  strerror(errno));
-        send_text(s, line);
+        shm_reply_text(s, line);
         return;
     }
     size_t len;
     const char *proto = RM.CallReplyProto(r, &len);
-    send_reply(s, proto, len, r);
+    shm_reply_send(s, proto, len, r);
 }
 
 static int arg_is(const char *p, size_t len, const char *word) {
@@ -352,7 +219,7 @@ static void send_hello_reply(struct shm_session *s, int ctx_flags) {
     char *buf = RM.Alloc((size_t)n + mods_len);
     memcpy(buf, head, (size_t)n);
     memcpy(buf + n, mods_proto, mods_len);
-    send_reply(s, buf, (size_t)n + mods_len, NULL);
+    shm_reply_send(s, buf, (size_t)n + mods_len, NULL);
     RM.Free(buf);
     if (mods) RM.FreeCallReply(mods);
 }
@@ -398,12 +265,12 @@ static void run_hello(struct shm_session *s, struct pass *p, const resp_request 
             digits = (c >= '0' && c <= '9') || (i == 0 && c == '-' && q->argvlen[1] > 1);
         }
         if (!digits) {
-            send_text(s, "-ERR Protocol version is not an integer or out of range\r\n");
+            shm_reply_text(s, "-ERR Protocol version is not an integer or out of range\r\n");
             return;
         }
         long long ver = parse_decimal(q->argv[1], q->argvlen[1]);
         if (ver < 2 || ver > 3) {
-            send_text(s, "-NOPROTO unsupported protocol version\r\n");
+            shm_reply_text(s, "-NOPROTO unsupported protocol version\r\n");
             return;
         }
         resp = (int)ver;
@@ -413,7 +280,7 @@ static void run_hello(struct shm_session *s, struct pass *p, const resp_request 
         size_t more = q->argc - 1 - j;
         if (arg_is(q->argv[j], q->argvlen[j], "auth") && more >= 2) {
             if (!verify_password(args[j + 1], args[j + 2])) {
-                send_text(s, "-WRONGPASS invalid username-password pair or user is "
+                shm_reply_text(s, "-WRONGPASS invalid username-password pair or user is "
                              "disabled.\r\n");
                 return;
             }
@@ -429,12 +296,12 @@ static void run_hello(struct shm_session *s, struct pass *p, const resp_request 
             char line[160];
             snprintf(line, sizeof line, "-ERR Syntax error in HELLO option '%.*s'\r\n",
                      (int)(q->argvlen[j] > 100 ? 100 : q->argvlen[j]), q->argv[j]);
-            send_text(s, line);
+            shm_reply_text(s, line);
             return;
         }
     }
     if (!s->authenticated && !auth_at) {
-        send_text(s, "-NOAUTH HELLO must be called with the client already authenticated, "
+        shm_reply_text(s, "-NOAUTH HELLO must be called with the client already authenticated, "
                      "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
                      "authenticate the client and select the RESP protocol version at the "
                      "same time\r\n");
@@ -452,14 +319,14 @@ static void run_client_getname(struct shm_session *s) {
     RedisModuleString *name = RM.GetClientNameById(dctx, s->control_client_id);
     size_t len = 0;
     const char *p = name ? RM.StringPtrLen(name, &len) : NULL;
-    send_bulk_or_null(s, p, len);
+    shm_reply_bulk_or_null(s, p, len);
     if (name) RM.FreeString(dctx, name);
 }
 
 static void send_client_id(struct shm_session *s) {
     char line[32];
     snprintf(line, sizeof line, ":%llu\r\n", (unsigned long long)s->control_client_id);
-    send_text(s, line);
+    shm_reply_text(s, line);
 }
 
 static void run_reset(struct shm_session *s) {
@@ -470,12 +337,12 @@ static void run_reset(struct shm_session *s) {
     s->resp = 2;
     set_user(s, "default", 7);
     s->authenticated = default_user_is_open();
-    send_text(s, "+RESET\r\n");
+    shm_reply_text(s, "+RESET\r\n");
 }
 
 static void run_request(struct pass *p, struct shm_session *s, const resp_request *q) {
     if (s->refusing) {
-        send_refusal(s, "skipped after a refusal");
+        shm_reply_refusal(s, "skipped after a refusal");
         return;
     }
     struct shm_verdict v =
@@ -483,16 +350,16 @@ static void run_request(struct pass *p, struct shm_session *s, const resp_reques
     int noauth_ok = v.action == SHM_ACT_AUTH || v.action == SHM_ACT_HELLO ||
                     v.action == SHM_ACT_QUIT || v.action == SHM_ACT_RESET;
     if (!s->authenticated && !noauth_ok && (v.flags & SHM_CMD_KNOWN)) {
-        send_text(s, "-NOAUTH Authentication required.\r\n");
+        shm_reply_text(s, "-NOAUTH Authentication required.\r\n");
         return;
     }
     if (v.action == SHM_ACT_REFUSE) {
-        send_refusal(s, v.reason);
+        shm_reply_refusal(s, v.reason);
         return;
     }
     RedisModuleUser *user = session_user(p, s);
     if (!user) {
-        fail(s, "its ACL user no longer exists");
+        shm_session_fail(s, "its ACL user no longer exists");
         return;
     }
 
@@ -503,13 +370,13 @@ static void run_request(struct pass *p, struct shm_session *s, const resp_reques
 
     if ((v.flags & SHM_CMD_KNOWN) && RM.ACLCheckCommandPermissions(user, args, (int)q->argc) != RM_OK) {
         /* The socket reports denials exactly (text, ACL LOG entry). */
-        send_refusal(s, "denied by ACL: the socket reports it");
+        shm_reply_refusal(s, "denied by ACL: the socket reports it");
     } else {
         p->result.executed++;
         shm_stats.commands++;
         if (shm_policy_has_side_effects(v.flags)) {
             p->result.side_effects = 1;
-            if (p->ctx_flags & RM_CTX_FLAGS_AOF) hold_replies(s);
+            if (p->ctx_flags & RM_CTX_FLAGS_AOF) shm_reply_hold(s);
         }
         RedisModuleCallReply *r = NULL;
         switch (v.action) {
@@ -530,12 +397,12 @@ static void run_request(struct pass *p, struct shm_session *s, const resp_reques
             break;
         case SHM_ACT_RESET:
             if (q->argc != 1)
-                send_text(s, "-ERR wrong number of arguments for 'reset' command\r\n");
+                shm_reply_text(s, "-ERR wrong number of arguments for 'reset' command\r\n");
             else
                 run_reset(s);
             break;
         case SHM_ACT_QUIT:
-            send_text(s, "+OK\r\n");
+            shm_reply_text(s, "+OK\r\n");
             s->closing = "";
             break;
         default:
@@ -572,7 +439,7 @@ static void run_buffer(struct pass *p, struct shm_session *s, const char *buf, s
         char line[160];
         snprintf(line, sizeof line, "-ERR Protocol error: %s\r\n",
                  rc == RESP_REQUEST_ENOMEM ? "out of memory" : err);
-        send_text(s, line);
+        shm_reply_text(s, line);
         s->closing = "Protocol error"; /* as on a socket: the connection ends after it */
         return;
     }
@@ -598,10 +465,10 @@ static void run_session(struct pass *p, struct shm_session *s) {
     /* Once per pass, not per reply: a head the client moved somewhere
        impossible ends the session even while the ring has room. */
     if (shm_ring_check_head(&s->rep) < 0) {
-        fail(s, "the client corrupted its reply ring");
+        shm_session_fail(s, "the client corrupted its reply ring");
         return;
     }
-    if (s->out_len && !flush_output(s)) return;
+    if (s->out_len && !shm_reply_flush(s)) return;
     int consumed = 0;
     for (long long n = 0; n < shm_cfg.batch_max && !s->failed && !s->closing; n++) {
         uint32_t type, len;
@@ -609,7 +476,7 @@ static void run_session(struct pass *p, struct shm_session *s) {
         int r = shm_ring_peek(&s->req, &type, &payload, &len);
         if (r == 0) break;
         if (r < 0) {
-            fail(s, "the client corrupted its request ring");
+            shm_session_fail(s, "the client corrupted its request ring");
             break;
         }
         shm_stats.bytes_in += len;
@@ -619,10 +486,10 @@ static void run_session(struct pass *p, struct shm_session *s) {
             s->refusing = 0;
             shm_ring_consume(&s->req, len);
         } else if (kind != SHM_REC_REQUEST) {
-            fail(s, "the client sent a record out of place");
+            shm_session_fail(s, "the client sent a record out of place");
         } else if ((type & SHM_REC_MORE) || s->in_len) {
             if (append_input(s, payload, len) < 0) {
-                fail(s, "request over shm.input-limit");
+                shm_session_fail(s, "request over shm.input-limit");
                 break;
             }
             shm_ring_consume(&s->req, len);
@@ -642,7 +509,7 @@ static void run_session(struct pass *p, struct shm_session *s) {
     }
     if (consumed && atomic_load_explicit(&s->hdr->req.producer_waiting, memory_order_seq_cst))
         shm_futex_wake(&s->hdr->req.head);
-    if (s->closing && !s->out_len) fail(s, s->closing);
+    if (s->closing && !s->out_len) shm_session_fail(s, s->closing);
 }
 
 struct shm_pass_result shm_execute_pass(void) {

@@ -28,14 +28,6 @@ int shm_work_pending(void);
    arrived meanwhile, so the caller must not sleep. */
 int shm_mark_sleeping(int sleeping);
 
-/* With AOF on, a socket client gets its reply only after beforeSleep wrote
-   the AOF; replies of passes that wrote are held until then.  Call
-   shm_note_before_sleep from the BEFORE_SLEEP hook (returns 1 when replies
-   are held, so the loop must come back at once) and shm_publish_held at the
-   start of AFTER_SLEEP. */
-int shm_note_before_sleep(void);
-void shm_publish_held(void);
-
 /* Close sessions that a pass marked as failed (main thread only). */
 void shm_reap_failed(void);
 

@@ -69,6 +69,12 @@ void shm_sessions_client_gone(uint64_t client_id);
 /* Drop expired tokens and silent connections (cheap when there are none). */
 void shm_sessions_expire(void);
 
+/* Mark a session for closing (any thread holding the table lock); the main
+   thread closes it at the next reap.  The first reason wins. */
+static inline void shm_session_fail(struct shm_session *s, const char *why) {
+    if (!s->failed) s->failed = why;
+}
+
 /* End a session (table lock held, main thread). */
 void shm_session_close(struct shm_session *s, const char *why);
 

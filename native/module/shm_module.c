@@ -24,6 +24,7 @@
 #include "command_policy.h"
 #include "config.h"
 #include "executor.h"
+#include "reply_output.h"
 #include "rm_api.h"
 #include "session.h"
 #include "stats.h"
