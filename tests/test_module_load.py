@@ -9,7 +9,9 @@ refused without harm.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,3 +52,12 @@ def test_module_cannot_be_unloaded(make_server, flavour: str) -> None:
     with srv.connect(shm="require") as conn:
         assert conn.execute("SET", "k", "v") == Status(b"OK")
         assert conn.transport == "shm"
+
+
+def test_module_path_points_at_the_built_module() -> None:
+    """`redis-server --loadmodule "$(shmcli --module-path)"` must work."""
+    run = subprocess.run([sys.executable, "-m", "shmcli", "--module-path"], capture_output=True,
+                         text=True, timeout=60, check=True)
+    path = Path(run.stdout.strip())
+    assert path.is_absolute() and str(path) == shmcli.module_path()
+    assert path.is_file() and os.access(path, os.X_OK)  # Redis 7 refuses non-executable modules
