@@ -18,7 +18,8 @@ CHANNEL = ["native/channel/shm_ring.c", "native/channel/shm_wait.c"]
 MODULE = CHANNEL + [
     os.path.join("native/module", name)
     for name in ("shm_module.c", "rm_api.c", "config.c", "session.c", "executor.c",
-                 "command_policy.c", "reply_output.c", "resp_request.c", "worker.c")
+                 "command_policy.c", "connection_state.c", "reply_output.c", "resp_request.c",
+                 "worker.c")
 ]
 REDIS_MODULE = "shmcli.shm_module"
 

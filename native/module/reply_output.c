@@ -9,6 +9,7 @@
  */
 #include "reply_output.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -142,4 +143,17 @@ void shm_reply_bulk_or_null(struct shm_session *s, const char *p, size_t len) {
     memcpy(buf + n + len, "\r\n", 2);
     shm_reply_send(s, buf, (size_t)n + len + 2, NULL);
     RM.Free(buf);
+}
+
+void shm_reply_call(struct shm_session *s, RedisModuleCallReply *r) {
+    if (!r) {
+        char line[128];
+        snprintf(line, sizeof line, "-ERR shm: the command could not run (%s)\r\n",
+                 strerror(errno));
+        shm_reply_text(s, line);
+        return;
+    }
+    size_t len;
+    const char *proto = RM.CallReplyProto(r, &len);
+    shm_reply_send(s, proto, len, r);
 }

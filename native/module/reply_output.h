@@ -16,6 +16,11 @@ void shm_reply_send(struct shm_session *s, const char *data, size_t len,
                     RedisModuleCallReply *owner);
 void shm_reply_text(struct shm_session *s, const char *text);
 void shm_reply_bulk_or_null(struct shm_session *s, const char *p, size_t len);
+/* The reply of a RedisModule_Call (consumed; NULL: the call itself failed). */
+void shm_reply_call(struct shm_session *s, RedisModuleCallReply *r);
+static inline int shm_call_failed(RedisModuleCallReply *r) {
+    return !r || RM.CallReplyType(r) == RM_REPLY_ERROR;
+}
 /* -SHMFALLBACK <reason>, and the session refuses until RESUME. */
 void shm_reply_refusal(struct shm_session *s, const char *reason);
 
