@@ -18,11 +18,9 @@
  */
 #include "executor.h"
 
-#include <errno.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "../channel/shm_wait.h"
 #include "command_policy.h"
