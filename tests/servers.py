@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable
 
+from shmcli.resp import NOT_ENOUGH, Map, Reader, encode_command, parse_one
 from shmcli.testing import EXEC_MODES, FLAVOURS, Server, free_port
 
-__all__ = ["EXEC_MODES", "FLAVOURS", "Server", "fd_count", "free_port", "shm_stat",
-           "wait_until"]
+__all__ = ["EXEC_MODES", "FLAVOURS", "RawSocket", "Server", "fd_count", "free_port",
+           "shm_stat", "wait_until"]
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
@@ -30,3 +32,34 @@ def fd_count(srv: Server) -> int:
     """How many descriptors the server process has open."""
     assert srv.process is not None
     return len(os.listdir(f"/proc/{srv.process.pid}/fd"))
+
+
+class RawSocket:
+    """A bare unix socket to the server: one request out, the exact reply bytes back."""
+
+    def __init__(self, path: str, protocol: int = 2) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(60)
+        self.sock.connect(path)
+        if protocol == 3:
+            reply = parse_one(self.call("HELLO", "3"))
+            assert isinstance(reply, Map), reply
+
+    def request(self, data: bytes) -> bytes:
+        self.sock.sendall(data)
+        reader, chunks = Reader(), []
+        while True:
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("the server closed the socket")
+            chunks.append(chunk)
+            reader.feed(chunk)
+            if reader.gets() is not NOT_ENOUGH:
+                assert not reader.has_data(), "bytes after the reply"
+                return b"".join(chunks)
+
+    def call(self, *args: bytes | str | int) -> bytes:
+        return self.request(encode_command(*args))
+
+    def close(self) -> None:
+        self.sock.close()

@@ -26,14 +26,13 @@ main-thread and the fast-path executor.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Sequence
 
 import pytest
+from servers import RawSocket
 
 from shmcli.channel import ShmChannel
 from shmcli.resp import (
-    NOT_ENOUGH,
     Array,
     BigNumber,
     Boolean,
@@ -43,13 +42,11 @@ from shmcli.resp import (
     Integer,
     Map,
     Nil,
-    Reader,
     Reply,
     Set,
     Status,
     Verbatim,
     encode_command,
-    parse_one,
 )
 
 PROTOCOLS = [2, 3]
@@ -62,34 +59,6 @@ Command = Sequence[bytes | str | int | float]
 # ---------------------------------------------------------------------------
 # raw transports
 # ---------------------------------------------------------------------------
-
-
-class RawSocket:
-    """A bare unix socket: one request out, the exact reply bytes back."""
-
-    def __init__(self, path: str, protocol: int) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(60)
-        self.sock.connect(path)
-        if protocol == 3:
-            reply = parse_one(self.call(encode_command("HELLO", "3")))
-            assert isinstance(reply, Map), reply
-
-    def call(self, request: bytes) -> bytes:
-        self.sock.sendall(request)
-        reader, chunks = Reader(), []
-        while True:
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise ConnectionError("the server closed the socket")
-            chunks.append(chunk)
-            reader.feed(chunk)
-            if reader.gets() is not NOT_ENOUGH:
-                assert not reader.has_data(), "bytes after the reply"
-                return b"".join(chunks)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def raw_channel(server, protocol: int):
@@ -401,7 +370,7 @@ def test_raw_bytes_read_corpus(server, protocol: int) -> None:
         for cmd in READ_CORPUS:
             request = encode_command(*cmd)
             via_shm.append(call_raw(channel, request, refused))
-            via_socket.append(sock.call(request))
+            via_socket.append(sock.request(request))
     finally:
         channel.close()
         sock.close()
@@ -427,7 +396,7 @@ def test_raw_bytes_write_corpus(server, protocol: int) -> None:
     populate(server)
     sock = RawSocket(server.unix_socket, protocol)
     try:
-        via_socket = [sock.call(encode_command(*cmd)) for cmd in WRITE_CORPUS]
+        via_socket = [sock.call(*cmd) for cmd in WRITE_CORPUS]
     finally:
         sock.close()
     compare_raw(WRITE_CORPUS, via_shm, via_socket, refused)
@@ -590,9 +559,9 @@ def test_big_value_raw_bytes(server) -> None:
         for cmd in [("GET", "big"), ("LRANGE", "biglist", "0", "-1"),
                     ("GETRANGE", "big", "1000", "-1000"), ("DUMP", "big")]:
             request = encode_command(*cmd)
-            assert channel.call(request) == sock.call(request), cmd
+            assert channel.call(request) == sock.request(request), cmd
         assert channel.call(encode_command("SET", "big2", value)) == b"+OK\r\n"
-        assert sock.call(encode_command("GET", "big2")) == b"$%d\r\n%b\r\n" % (len(value), value)
+        assert sock.call("GET", "big2") == b"$%d\r\n%b\r\n" % (len(value), value)
     finally:
         channel.close()
         sock.close()

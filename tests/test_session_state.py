@@ -22,22 +22,20 @@ except the requirepass case, which needs its own servers.
 from __future__ import annotations
 
 import contextlib
-import socket
 import time
 from collections.abc import Iterator, Sequence
 
 import pytest
+from servers import RawSocket
 
 from shmcli.channel import ChannelClosed, ShmChannel
 from shmcli.resp import (
-    NOT_ENOUGH,
     Array,
     Bulk,
     Error,
     Integer,
     Map,
     Nil,
-    Reader,
     Reply,
     Status,
     encode_command,
@@ -51,32 +49,6 @@ REFUSAL = b"-SHMFALLBACK "
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
-
-
-class RawSocket:
-    """A bare unix socket returning each reply's exact bytes."""
-
-    def __init__(self, path: str, protocol: int = 2) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(30)
-        self.sock.connect(path)
-        if protocol == 3:
-            assert self.call("HELLO", "3").startswith(b"%")
-
-    def call(self, *args: bytes | str | int) -> bytes:
-        self.sock.sendall(encode_command(*args))
-        reader, chunks = Reader(), []
-        while True:
-            chunk = self.sock.recv(1 << 16)
-            if not chunk:
-                raise ConnectionError("closed")
-            chunks.append(chunk)
-            reader.feed(chunk)
-            if reader.gets() is not NOT_ENOUGH:
-                return b"".join(chunks)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 class RawSession:
