@@ -199,7 +199,7 @@ class Connection:
                 reply = parse_one(self._shm_call(shm, request))
                 if not is_fallback(reply):
                     return reply
-                shm.resume()
+                self._resume(shm)
                 replies: list[Reply] = []
                 self._run_socket([(name, request)], 0, replies)
                 return replies[0]
@@ -267,6 +267,12 @@ class Connection:
         except ChannelError as exc:
             raise self._session_lost(exc) from None
 
+    def _resume(self, shm: ShmChannel) -> None:
+        try:
+            shm.resume()
+        except ChannelError as exc:
+            raise self._session_lost(exc) from None
+
     def _session_lost(self, exc: ChannelError) -> Exception:
         """After any channel error the session is out of step (a reply may
         still be on its way): close everything, report as a socket would."""
@@ -300,7 +306,7 @@ class Connection:
         for offset, data in enumerate(raw):
             reply = parse_one(data)
             if is_fallback(reply):
-                self._shm.resume()
+                self._resume(shm)
                 return start + offset, True  # this one and the rest: over the socket
             name = batch[start + offset][0]
             self._note_state(name, batch[start + offset][1], reply, via_shm=True)
