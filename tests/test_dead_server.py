@@ -8,6 +8,7 @@ and a server that stops answering hits the caller's timeout.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -72,3 +73,39 @@ def test_cli_reports_an_unreachable_server(make_server) -> None:
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 1
     assert run.stderr.startswith(f"Could not connect to Redis at {srv.unix_socket}: ")
+
+
+def children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(child) for child in f.read().split()]
+
+
+def socket_inodes(pid: int) -> set[str]:
+    links = (os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd"))
+    return {link[8:-1] for link in links if link.startswith("socket:[")}
+
+
+def test_a_fork_child_lets_go_of_the_module_sockets(make_server) -> None:
+    """A BGSAVE child inherits the server's descriptors; if it kept the
+    module's sockets, a client would see the server's death only when the
+    child exits, and the child would hold the session's doorbell."""
+    srv = make_server("redis", config={"rdb-key-save-delay": "1000000"})  # 1 s per key
+    conn = srv.connect(shm="require", timeout=None)
+    conn.execute_many([("SET", f"k{i}", "v") for i in range(30)])
+    before = socket_inodes(srv.pid)
+    assert conn.execute("BGSAVE").text.startswith(b"Background saving started")
+    child = children(srv.pid)
+    assert len(child) == 1  # the slow BGSAVE child, alive for ~30 s
+    try:
+        with open("/proc/net/unix") as f:  # the module's listening socket, by its path
+            listening = {line.split()[6] for line in f if line.rstrip().endswith(srv.shm_socket)}
+        assert listening and listening <= before
+        assert not listening & socket_inodes(child[0])
+        srv.kill()
+        with pytest.raises(ConnectionError, match="Server closed the connection"):
+            conn.execute("PING")
+    finally:
+        try:
+            os.kill(child[0], signal.SIGKILL)
+        except ProcessLookupError:
+            pass

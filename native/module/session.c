@@ -389,7 +389,22 @@ void shm_sessions_client_gone(uint64_t client_id) {
 
 /* ---- lifecycle ---- */
 
+/* In a fork child (BGSAVE, AOF rewrite): let go of the sockets, so that a
+   client still sees the hang-up when the server itself dies, instead of
+   waiting for the child to finish.  Only plain close() calls: the child
+   never runs our event loop. */
+static void close_in_fork_child(void) {
+    for (int i = 0; i < session_slots; i++)
+        if (sessions[i]) {
+            close(sessions[i]->sock);
+            close(sessions[i]->doorbell);
+        }
+    for (int i = 0; i < pending_count; i++) close(pending[i].fd);
+    if (listen_fd >= 0) close(listen_fd);
+}
+
 int shm_sessions_init(RedisModuleCtx *ctx) {
+    pthread_atfork(NULL, NULL, close_in_fork_child);
     if (shm_cfg.socket_path[0])
         snprintf(socket_path, sizeof socket_path, "%s", shm_cfg.socket_path);
     else
