@@ -1,9 +1,9 @@
 """The `shmcli` command line.
 
-This first version covers the connection flags and one-shot commands with
-redis-cli's non-TTY output for the common reply types; the full redis-cli
-flag set and output modes are issue #3.  Our own additions: --shm,
---module-path and --verbose.
+This first version covers the connection flags and one-shot commands, printed
+as redis-cli prints them (the human format on a terminal, raw otherwise, see
+output.py); the full redis-cli flag set is issue #3.  Our own additions:
+--shm, --module-path and --verbose.
 """
 
 from __future__ import annotations
@@ -15,22 +15,7 @@ from collections.abc import Sequence
 
 from . import module_path
 from .connection import Connection, ShmUnavailable
-from .resp import (
-    Array,
-    BigNumber,
-    Boolean,
-    Bulk,
-    Double,
-    Error,
-    Integer,
-    Map,
-    Nil,
-    Push,
-    Reply,
-    Set,
-    Status,
-    Verbatim,
-)
+from .output import forces_raw, format_reply
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,30 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--help", action="help")
     p.add_argument("command", nargs=argparse.REMAINDER)
     return p
-
-
-def format_raw(reply: Reply) -> str:
-    """redis-cli's output for a reply when stdout is not a terminal."""
-    if isinstance(reply, (Status, Bulk)):
-        return (reply.text if isinstance(reply, Status) else reply.data).decode(
-            errors="surrogateescape")
-    if isinstance(reply, Error):
-        return reply.text.decode(errors="replace")
-    if isinstance(reply, Integer):
-        return str(reply.value)
-    if isinstance(reply, Nil):
-        return ""
-    if isinstance(reply, (Double, BigNumber)):
-        return reply.text.decode()
-    if isinstance(reply, Boolean):
-        return "1" if reply.value else "0"
-    if isinstance(reply, Verbatim):
-        return reply.data.decode(errors="surrogateescape")
-    if isinstance(reply, (Array, Set, Push)):
-        return "\n".join(format_raw(item) for item in reply.items)
-    if isinstance(reply, Map):
-        return "\n".join(f"{format_raw(k)}\n{format_raw(v)}" for k, v in reply.pairs)
-    return repr(reply)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,5 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConnectionError as exc:
             print(f"Error: {exc}", file=sys.stderr)
             return 1
-        sys.stdout.write(format_raw(reply) + "\n")
-        return 1 if isinstance(reply, Error) else 0
+        if forces_raw(args.command):
+            out = format_reply(reply, "raw", reply_delimiter=b"")
+        else:
+            out = format_reply(reply, "tty" if sys.stdout.isatty() else "raw")
+        sys.stdout.buffer.write(out)
+        sys.stdout.flush()
+        return 0  # redis-cli 7.0 exits 0 after an error reply too
