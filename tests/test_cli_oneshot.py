@@ -7,6 +7,7 @@ redis-cli prints raw), over shared memory and with --shm off.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -23,26 +24,62 @@ CASES = [
 ]
 
 
+SAMPLE = [("SET", "s", "hello world"), ("RPUSH", "l", "a", "", "c d"),
+          ("HSET", "h", "f", "v", "g", "w"), ("SADD", "one", "x"),
+          ("ZADD", "z", "1.5", "m", "2", "n")]
+
+
 @pytest.fixture
 def data(server: Server) -> Server:
     with server.admin() as conn:
-        conn.execute_many([("SET", "s", "hello world"), ("RPUSH", "l", "a", "", "c d"),
-                           ("HSET", "h", "f", "v", "g", "w"), ("SADD", "one", "x"),
-                           ("ZADD", "z", "1.5", "m", "2", "n")])
+        conn.execute_many(SAMPLE)
     return server
 
 
-def run(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(argv, capture_output=True, timeout=60)
+def run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    environ = {k: v for k, v in os.environ.items() if k != "FAKETTY"}
+    return subprocess.run(argv, capture_output=True, timeout=60, env={**environ, **(env or {})})
+
+
+def compare(server: Server, argvs: list[list[str]], shm: str) -> list[str]:
+    differ = []
+    for argv in argvs:
+        theirs = run(["redis-cli", "-s", server.unix_socket, *argv])
+        ours = run([sys.executable, "-m", "shmcli", "--shm", shm, "-s", server.unix_socket, *argv])
+        if (ours.stdout, ours.returncode) != (theirs.stdout, theirs.returncode):
+            differ.append(f"{argv}: shmcli {ours.stdout!r} rc={ours.returncode}, "
+                          f"redis-cli {theirs.stdout!r} rc={theirs.returncode}")
+    return differ
 
 
 @pytest.mark.parametrize("shm", ["auto", "off"])
 def test_one_shot_output_matches_redis_cli(data: Server, shm: str) -> None:
-    differ = []
-    for case in CASES:
-        theirs = run(["redis-cli", "-s", data.unix_socket, *case])
-        ours = run([sys.executable, "-m", "shmcli", "--shm", shm, "-s", data.unix_socket, *case])
-        if (ours.stdout, ours.returncode) != (theirs.stdout, theirs.returncode):
-            differ.append(f"{case}: shmcli {ours.stdout!r} rc={ours.returncode}, "
-                          f"redis-cli {theirs.stdout!r} rc={theirs.returncode}")
+    differ = compare(data, [list(case) for case in CASES], shm)
     assert not differ, "\n".join(differ)
+
+
+OUTPUT_FLAGS = [["--raw"], ["--no-raw"], ["--csv"], ["--json"], ["--quoted-json"],
+                ["--csv", "--raw"], ["--raw", "--no-raw"], ["-3"], ["-3", "--no-raw"],
+                ["--json", "-2"], ["-d", ","], ["-D", "|"]]
+FLAG_CASES = [("LRANGE", "l", "0", "-1"), ("HGETALL", "h"), ("GET", "missing"),
+              ("NOSUCHCOMMAND",), ("ZRANGE", "z", "0", "-1", "WITHSCORES")]
+
+
+def test_output_flags_match_redis_cli(make_server) -> None:
+    """Every output flag, and the last one winning, on one server (the
+    formats themselves are covered reply type by reply type in test_output)."""
+    srv = make_server("redis")
+    with srv.admin() as conn:
+        conn.execute_many(SAMPLE)
+    differ = compare(srv, [[*flags, *case] for flags in OUTPUT_FLAGS for case in FLAG_CASES],
+                     "auto")
+    assert not differ, "\n".join(differ)
+
+
+def test_faketty_selects_the_human_format(data: Server) -> None:
+    for case in (("LRANGE", "l", "0", "-1"), ("GET", "missing"), ("HGETALL", "h")):
+        theirs = run(["redis-cli", "-s", data.unix_socket, *case], env={"FAKETTY": "1"})
+        ours = run([sys.executable, "-m", "shmcli", "-s", data.unix_socket, *case],
+                   env={"FAKETTY": "1"})
+        assert ours.stdout == theirs.stdout, case
+        assert b")" in ours.stdout or b"(nil)" in ours.stdout  # really the human format
