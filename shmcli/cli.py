@@ -1,7 +1,7 @@
 """The `shmcli` command line.
 
-This first version covers the connection flags, one-shot commands and the
-output modes (--raw, --no-raw, --csv, --json, --quoted-json, -d, -D; the
+This first version covers the connection flags, one-shot commands (with -r,
+-i and -x) and the output modes (--raw, --no-raw, --csv, --json, --quoted-json, -d, -D; the
 human format on a terminal or with FAKETTY, raw otherwise; see output.py);
 the rest of redis-cli's flags is issue #3.  Our own additions:
 --shm, --module-path and --verbose.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 
 from . import module_path
@@ -38,12 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-d", dest="delimiter", default="\n")
     p.add_argument("-D", dest="reply_delimiter", default="\n")
     p.add_argument("-t", dest="timeout", type=float)
+    p.add_argument("-r", dest="repeat", type=int, default=1)
+    p.add_argument("-i", dest="interval", type=float, default=0.0)
+    p.add_argument("-x", dest="stdin_arg", action="store_true")
+    p.add_argument("--no-auth-warning", action="store_true")
     p.add_argument("--shm", choices=("auto", "require", "off"), default="auto")
     p.add_argument("--module-path", action="store_true")
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--help", action="help")
     p.add_argument("command", nargs=argparse.REMAINDER)
     return p
+
+
+AUTH_WARNING = ("Warning: Using a password with '-a' or '-u' option on the command line "
+                "interface may not be safe.")
 
 
 def stdout_is_terminal() -> bool:
@@ -60,13 +69,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(path)
         return 0
+    if args.password and not args.no_auth_warning and "-a" in (argv or sys.argv[1:]):
+        print(AUTH_WARNING, file=sys.stderr)
     password = args.password or os.environ.get("REDISCLI_AUTH")
     output = args.output or ("tty" if stdout_is_terminal() else "raw")
     protocol = args.protocol or (3 if output in ("json", "quoted-json") else 2)
     try:
         conn = Connection(host=args.host, port=args.port, unix_socket=args.socket, db=args.db,
                           username=args.user, password=password, protocol=protocol,
-                          shm=args.shm, timeout=args.timeout)
+                          shm=args.shm, timeout=args.timeout,
+                          on_auth_error=lambda err: print(f"AUTH failed: {err.message}",
+                                                          file=sys.stderr))
     except ShmUnavailable as exc:
         print(f"shmcli: {exc}", file=sys.stderr)
         return 1
@@ -81,16 +94,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         if args.verbose:
             print(f"# transport: {conn.transport}", file=sys.stderr)
-        try:
-            reply = conn.execute(*args.command)
-        except ConnectionError as exc:
-            print(f"Error: {exc}", file=sys.stderr)
-            return 1
-        if forces_raw(args.command):
-            out = format_reply(reply, "raw", reply_delimiter=b"")
-        else:
-            out = format_reply(reply, output, delimiter=args.delimiter.encode(),
-                               reply_delimiter=args.reply_delimiter.encode())
-        sys.stdout.buffer.write(out)
-        sys.stdout.flush()
+        command: list[str | bytes] = list(args.command)
+        if args.stdin_arg:
+            command.append(sys.stdin.buffer.read())
+        raw = forces_raw(args.command)
+        delimiter = args.delimiter.encode()
+        reply_delimiter = args.reply_delimiter.encode()
+        done = 0
+        while args.repeat < 0 or done < args.repeat:  # -r with a negative count: forever
+            if done and args.interval:
+                time.sleep(args.interval)
+            try:
+                reply = conn.execute(*command)
+            except ConnectionError as exc:
+                print(f"Error: {exc}", file=sys.stderr)
+                return 1
+            if raw:
+                out = format_reply(reply, "raw", reply_delimiter=b"")
+            else:
+                out = format_reply(reply, output, delimiter=delimiter,
+                                   reply_delimiter=reply_delimiter)
+            sys.stdout.buffer.write(out)
+            sys.stdout.flush()
+            done += 1
         return 0  # redis-cli 7.0 exits 0 after an error reply too

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import socket
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 from .channel import ChannelClosed, ChannelError, ShmChannel
@@ -116,7 +116,8 @@ class Connection:
     def __init__(self, host: str = "127.0.0.1", port: int = 6379,
                  unix_socket: str | None = None, db: int = 0, username: str | None = None,
                  password: str | None = None, protocol: int = 2, shm: ShmMode = "auto",
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None,
+                 on_auth_error: Callable[[Error], None] | None = None) -> None:
         if shm not in ("auto", "require", "off"):
             raise ValueError(f"shm must be 'auto', 'require' or 'off', not {shm!r}")
         if protocol not in (2, 3):
@@ -127,6 +128,7 @@ class Connection:
         self.protocol = 2
         self.username = username or "default"
         self.shm_error: str | None = None
+        self._on_auth_error = on_auth_error
         self._socket: SocketTransport | None = SocketTransport(host, port, unix_socket, timeout)
         self._shm: ShmChannel | None = None
         self._socket_backlog: list[bytes] = []  # state commands to replay on the socket
@@ -153,7 +155,12 @@ class Connection:
     def _handshake(self, db: int, username: str | None, password: str | None,
                    protocol: int) -> None:
         if password is not None:
-            self._checked(*(("AUTH", username, password) if username else ("AUTH", password)))
+            auth = ("AUTH", username, password) if username else ("AUTH", password)
+            reply = self._socket_execute(encode_command(*auth))
+            if isinstance(reply, Error):
+                if self._on_auth_error is None:
+                    raise ConnectionError(reply.message)
+                self._on_auth_error(reply)  # redis-cli warns and goes on unauthenticated
         if protocol == 3:
             self._checked("HELLO", "3")
             self.protocol = 3

@@ -83,3 +83,33 @@ def test_faketty_selects_the_human_format(data: Server) -> None:
                    env={"FAKETTY": "1"})
         assert ours.stdout == theirs.stdout, case
         assert b")" in ours.stdout or b"(nil)" in ours.stdout  # really the human format
+
+
+def run_both(server: Server, argv: list[str], stdin: bytes = b"",
+             ) -> tuple[subprocess.CompletedProcess[bytes], subprocess.CompletedProcess[bytes]]:
+    def one(tool: list[str]) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([*tool, "-s", server.unix_socket, *argv], input=stdin,
+                              capture_output=True, timeout=60)
+    return one(["redis-cli"]), one([sys.executable, "-m", "shmcli"])
+
+
+@pytest.mark.parametrize("argv", [["-r", "3", "ECHO", "x"], ["-r", "2", "-i", "0.01", "PING"],
+                                  ["-r", "0", "PING"], ["-a", "nopass", "PING"],
+                                  ["--no-auth-warning", "-a", "nopass", "PING"]])
+def test_repeat_and_auth_warnings_match_redis_cli(make_server, argv: list[str]) -> None:
+    srv = make_server("redis")
+    theirs, ours = run_both(srv, argv)
+    assert (ours.stdout, ours.stderr, ours.returncode) == \
+        (theirs.stdout, theirs.stderr, theirs.returncode)
+
+
+def test_x_reads_the_last_argument_from_stdin(make_server) -> None:
+    srv = make_server("redis")
+    value = b"line one\nline two\n\x00binary"
+    for tool, key in ((["redis-cli"], "theirs"), ([sys.executable, "-m", "shmcli"], "ours")):
+        run = subprocess.run([*tool, "-s", srv.unix_socket, "-x", "SET", key], input=value,
+                             capture_output=True, timeout=60)
+        assert run.stdout == b"OK\n"
+    with srv.admin() as conn:
+        assert conn.execute("GET", "theirs") == conn.execute("GET", "ours")
+        assert conn.execute("GET", "ours").data == value
