@@ -1,6 +1,6 @@
 """The `shmcli` command line.
 
-This first version covers the connection flags, one-shot commands (with -r,
+This first version covers the connection flags (with -u URIs), one-shot commands (with -r,
 -i and -x) and the output modes (--raw, --no-raw, --csv, --json, --quoted-json, -d, -D; the
 human format on a terminal or with FAKETTY, raw otherwise; see output.py);
 the rest of redis-cli's flags is issue #3.  Our own additions:
@@ -18,18 +18,21 @@ from collections.abc import Sequence
 from . import module_path
 from .connection import Connection, ShmUnavailable
 from .output import forces_raw, format_reply
+from .resp import Error
+from .uri import RedisUri, UriError, parse_uri
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="shmcli", add_help=False,
                                 description="redis-cli over shared memory")
-    p.add_argument("-h", dest="host", default="127.0.0.1")
-    p.add_argument("-p", dest="port", type=int, default=6379)
+    p.add_argument("-h", dest="host")
+    p.add_argument("-p", dest="port", type=int)
+    p.add_argument("-u", dest="uri")
     p.add_argument("-s", dest="socket")
     p.add_argument("-a", dest="password")
     p.add_argument("--user", dest="user")
     p.add_argument("--pass", dest="password")
-    p.add_argument("-n", dest="db", type=int, default=0)
+    p.add_argument("-n", dest="db", type=int)
     p.add_argument("-2", dest="protocol", action="store_const", const=2)
     p.add_argument("-3", dest="protocol", action="store_const", const=3)
     # Output modes: the last one given wins, as in redis-cli.
@@ -55,6 +58,15 @@ AUTH_WARNING = ("Warning: Using a password with '-a' or '-u' option on the comma
                 "interface may not be safe.")
 
 
+def report_setup_error(step: str, err: Error) -> None:
+    """As redis-cli 7.0: a failed AUTH or HELLO is reported and the command
+    still runs; a failed SELECT is silent."""
+    if step == "AUTH":
+        print(f"AUTH failed: {err.message}", file=sys.stderr)
+    elif step == "HELLO":
+        print(f"HELLO 3 failed: {err.message}", file=sys.stderr)
+
+
 def stdout_is_terminal() -> bool:
     """redis-cli's test: a terminal, or FAKETTY set (its test hook)."""
     return sys.stdout.isatty() or "FAKETTY" in os.environ
@@ -69,22 +81,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(path)
         return 0
-    if args.password and not args.no_auth_warning and "-a" in (argv or sys.argv[1:]):
+    try:
+        uri = parse_uri(args.uri) if args.uri else RedisUri()
+    except UriError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    given = argv if argv is not None else sys.argv[1:]
+    if not args.no_auth_warning and (("-a" in given and args.password) or uri.password):
         print(AUTH_WARNING, file=sys.stderr)
-    password = args.password or os.environ.get("REDISCLI_AUTH")
+    host = args.host or uri.host or "127.0.0.1"
+    port = args.port or uri.port or 6379
+    db = args.db if args.db is not None else uri.db or 0
+    user = args.user if args.user is not None else uri.user
+    password = args.password or uri.password or os.environ.get("REDISCLI_AUTH")
     output = args.output or ("tty" if stdout_is_terminal() else "raw")
     protocol = args.protocol or (3 if output in ("json", "quoted-json") else 2)
     try:
-        conn = Connection(host=args.host, port=args.port, unix_socket=args.socket, db=args.db,
-                          username=args.user, password=password, protocol=protocol,
+        conn = Connection(host=host, port=port, unix_socket=args.socket, db=db,
+                          username=user, password=password, protocol=protocol,
                           shm=args.shm, timeout=args.timeout,
-                          on_auth_error=lambda err: print(f"AUTH failed: {err.message}",
-                                                          file=sys.stderr))
+                          on_setup_error=report_setup_error)
     except ShmUnavailable as exc:
         print(f"shmcli: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        where = args.socket or f"{args.host}:{args.port}"
+        where = args.socket or f"{host}:{port}"
         reason = exc.strerror or str(exc)
         print(f"Could not connect to Redis at {where}: {reason}", file=sys.stderr)
         return 1

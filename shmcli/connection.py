@@ -117,7 +117,7 @@ class Connection:
                  unix_socket: str | None = None, db: int = 0, username: str | None = None,
                  password: str | None = None, protocol: int = 2, shm: ShmMode = "auto",
                  timeout: float | None = None,
-                 on_auth_error: Callable[[Error], None] | None = None) -> None:
+                 on_setup_error: Callable[[str, Error], None] | None = None) -> None:
         if shm not in ("auto", "require", "off"):
             raise ValueError(f"shm must be 'auto', 'require' or 'off', not {shm!r}")
         if protocol not in (2, 3):
@@ -128,7 +128,7 @@ class Connection:
         self.protocol = 2
         self.username = username or "default"
         self.shm_error: str | None = None
-        self._on_auth_error = on_auth_error
+        self._on_setup_error = on_setup_error
         self._socket: SocketTransport | None = SocketTransport(host, port, unix_socket, timeout)
         self._shm: ShmChannel | None = None
         self._socket_backlog: list[bytes] = []  # state commands to replay on the socket
@@ -146,27 +146,26 @@ class Connection:
 
     # ---- setup ----
 
-    def _checked(self, *args: Arg) -> Reply:
-        reply = self._socket_execute(encode_command(*args))
-        if isinstance(reply, Error):
-            raise ConnectionError(reply.message)
-        return reply
-
     def _handshake(self, db: int, username: str | None, password: str | None,
                    protocol: int) -> None:
         if password is not None:
-            auth = ("AUTH", username, password) if username else ("AUTH", password)
-            reply = self._socket_execute(encode_command(*auth))
-            if isinstance(reply, Error):
-                if self._on_auth_error is None:
-                    raise ConnectionError(reply.message)
-                self._on_auth_error(reply)  # redis-cli warns and goes on unauthenticated
-        if protocol == 3:
-            self._checked("HELLO", "3")
+            auth = ("AUTH", password) if username is None else ("AUTH", username, password)
+            self._setup_step("AUTH", *auth)
+        if protocol == 3 and self._setup_step("HELLO", "HELLO", "3"):
             self.protocol = 3
-        if db:
-            self._checked("SELECT", db)
+        if db and self._setup_step("SELECT", "SELECT", db):
             self.db = db
+
+    def _setup_step(self, step: str, *command: Arg) -> bool:
+        """Run one setup command; a failure raises, or goes to on_setup_error
+        (redis-cli reports some and carries on).  True when it succeeded."""
+        reply = self._socket_execute(encode_command(*command))
+        if not isinstance(reply, Error):
+            return True
+        if self._on_setup_error is None:
+            raise ConnectionError(reply.message)
+        self._on_setup_error(step, reply)
+        return False
 
     def _open_session(self, required: bool) -> None:
         reply = self._socket_execute(encode_command("SHM.HANDSHAKE"))

@@ -113,3 +113,24 @@ def test_x_reads_the_last_argument_from_stdin(make_server) -> None:
     with srv.admin() as conn:
         assert conn.execute("GET", "theirs") == conn.execute("GET", "ours")
         assert conn.execute("GET", "ours").data == value
+
+
+def test_uris_match_redis_cli(make_server) -> None:
+    srv = make_server("redis", config={"requirepass": "s3cret"})
+    with srv.admin() as conn:
+        conn.execute_many([("SELECT", "2"), ("SET", "in-db-2", "v")])
+    base = f"127.0.0.1:{srv.port}"
+    cases = [[f"redis://:s3cret@{base}/2", "DBSIZE"], [f"redis://default:s3cret@{base}", "PING"],
+             [f"redis://:s%33cret@{base}/2", "GET", "in-db-2"], [f"redis://{base}", "PING"],
+             ["http://x", "PING"], [f"redis://%zz@{base}", "PING"], [f"redis://%4@{base}", "PING"],
+             [f"redis://:wrong@{base}/2", "DBSIZE"]]
+    differ = []
+    for uri, *command in cases:
+        for extra in ([], ["--no-auth-warning"]):
+            argv = [*extra, "-u", uri, *command]
+            theirs = run(["redis-cli", *argv])
+            ours = run([sys.executable, "-m", "shmcli", *argv])
+            if (ours.stdout, ours.stderr, ours.returncode) != \
+                    (theirs.stdout, theirs.stderr, theirs.returncode):
+                differ.append(f"{argv}:\n  shmcli    {ours!r}\n  redis-cli {theirs!r}")
+    assert not differ, "\n".join(differ)

@@ -1,0 +1,80 @@
+"""redis-cli's `-u` URIs: redis://[[user:]password@]host[:port][/db].
+
+Percent-decoding and its errors follow redis-cli 7.0.15: a bad escape in the
+user or password is an error, the db path is read like atoi (junk is 0), a
+user part is sent even when empty (":pass@" authenticates as user ""), and
+any scheme but redis:// is refused (shmcli has no TLS, so rediss:// too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class UriError(ValueError):
+    """The message redis-cli prints for this URI."""
+
+
+@dataclass
+class RedisUri:
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    password: str | None = None
+    db: int | None = None
+
+
+def _decode(text: str) -> str:
+    out = bytearray()
+    i = 0
+    raw = text.encode()
+    while i < len(raw):
+        if raw[i] != ord("%"):
+            out.append(raw[i])
+            i += 1
+            continue
+        if len(raw) - i < 3:  # redis-cli reads on into the next field
+            raise UriError("Illegal character in URI encoding")
+        try:
+            out.append(int(raw[i + 1:i + 3].decode(), 16))
+        except ValueError:
+            raise UriError("Illegal character in URI encoding") from None
+        i += 3
+    return out.decode(errors="surrogateescape")
+
+
+def _atoi(text: str) -> int:
+    digits = ""
+    for ch in text:
+        if not ch.isdigit():
+            break
+        digits += ch
+    return int(digits) if digits else 0
+
+
+def parse_uri(uri: str) -> RedisUri:
+    if uri.startswith("rediss://"):
+        raise UriError("rediss:// (TLS) is not supported by shmcli")
+    if not uri.startswith("redis://"):
+        raise UriError("Invalid URI scheme")
+    rest = uri[len("redis://"):]
+    result = RedisUri()
+    if "@" in rest:
+        userinfo, rest = rest.rsplit("@", 1)
+        if ":" in userinfo:
+            user, password = userinfo.split(":", 1)
+            result.user = _decode(user)  # "" for ":password@", as redis-cli 7.0 sends it
+            result.password = _decode(password)
+        else:
+            result.password = _decode(userinfo)
+    hostport, _, path = rest.partition("/")
+    host, sep, port = hostport.rpartition(":") if not hostport.endswith("]") else (hostport, "", "")
+    if not sep:
+        host, port = hostport, ""
+    if host:
+        result.host = host.strip("[]")
+    if port:
+        result.port = _atoi(port)
+    if path:
+        result.db = _atoi(path)
+    return result
