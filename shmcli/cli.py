@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import NoReturn
 
 from . import module_path
 from .connection import Connection, ShmUnavailable
@@ -22,17 +23,40 @@ from .resp import Error
 from .uri import RedisUri, UriError, parse_uri
 
 
+class RedisCliParser(argparse.ArgumentParser):
+    """argparse, with redis-cli's message and exit code for a bad option."""
+
+    def error(self, message: str) -> NoReturn:
+        words = message.replace(":", " ").replace("/", " ").split()
+        flag = next((w for w in words if w.startswith("-")), words[-1] if words else "")
+        print(f"Unrecognized option or bad number of args for: '{flag}'", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def atoi(text: str) -> int:
+    """C's atoi, as redis-cli reads numbers: leading digits, else 0."""
+    digits = ""
+    for ch in text.strip():
+        if not (ch.isdigit() or (not digits and ch in "+-")):
+            break
+        digits += ch
+    try:
+        return int(digits)
+    except ValueError:
+        return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="shmcli", add_help=False,
-                                description="redis-cli over shared memory")
+    p = RedisCliParser(prog="shmcli", add_help=False,
+                       description="redis-cli over shared memory")
     p.add_argument("-h", dest="host")
-    p.add_argument("-p", dest="port", type=int)
+    p.add_argument("-p", dest="port", type=atoi)
     p.add_argument("-u", dest="uri")
     p.add_argument("-s", dest="socket")
     p.add_argument("-a", dest="password")
     p.add_argument("--user", dest="user")
     p.add_argument("--pass", dest="password")
-    p.add_argument("-n", dest="db", type=int)
+    p.add_argument("-n", dest="db", type=atoi)
     p.add_argument("-2", dest="protocol", action="store_const", const=2)
     p.add_argument("-3", dest="protocol", action="store_const", const=3)
     # Output modes: the last one given wins, as in redis-cli.
@@ -42,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-d", dest="delimiter", default="\n")
     p.add_argument("-D", dest="reply_delimiter", default="\n")
     p.add_argument("-t", dest="timeout", type=float)
-    p.add_argument("-r", dest="repeat", type=int, default=1)
+    p.add_argument("-r", dest="repeat", type=atoi, default=1)
     p.add_argument("-i", dest="interval", type=float, default=0.0)
     p.add_argument("-x", dest="stdin_arg", action="store_true")
     p.add_argument("--no-auth-warning", action="store_true")
@@ -90,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_auth_warning and (("-a" in given and args.password) or uri.password):
         print(AUTH_WARNING, file=sys.stderr)
     host = args.host or uri.host or "127.0.0.1"
-    port = args.port or uri.port or 6379
+    port = args.port if args.port is not None else uri.port or 6379
     db = args.db if args.db is not None else uri.db or 0
     user = args.user if args.user is not None else uri.user
     password = args.password or uri.password or os.environ.get("REDISCLI_AUTH")

@@ -134,3 +134,13 @@ def test_uris_match_redis_cli(make_server) -> None:
                     (theirs.stdout, theirs.stderr, theirs.returncode):
                 differ.append(f"{argv}:\n  shmcli    {ours!r}\n  redis-cli {theirs!r}")
     assert not differ, "\n".join(differ)
+
+
+@pytest.mark.parametrize("argv", [["--bogus", "PING"], ["-p"], ["-n"], ["-r"],
+                                  ["-p", "abc", "PING"], ["-p", "1", "PING"]])
+def test_bad_flags_and_unreachable_servers_match_redis_cli(argv: list[str]) -> None:
+    theirs = run(["redis-cli", *argv])
+    ours = run([sys.executable, "-m", "shmcli", *argv])
+    assert (ours.stdout, ours.stderr, ours.returncode) == \
+        (theirs.stdout, theirs.stderr, theirs.returncode)
+    assert ours.returncode == 1
