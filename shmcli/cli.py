@@ -20,7 +20,7 @@ from . import module_path
 from .connection import Connection, ShmUnavailable
 from .output import forces_raw, format_reply
 from .resp import Error
-from .uri import RedisUri, UriError, parse_uri
+from .uri import RedisUri, UriError, atoi, parse_uri
 
 
 class RedisCliParser(argparse.ArgumentParser):
@@ -31,19 +31,6 @@ class RedisCliParser(argparse.ArgumentParser):
         flag = next((w for w in words if w.startswith("-")), words[-1] if words else "")
         print(f"Unrecognized option or bad number of args for: '{flag}'", file=sys.stderr)
         raise SystemExit(1)
-
-
-def atoi(text: str) -> int:
-    """C's atoi, as redis-cli reads numbers: leading digits, else 0."""
-    digits = ""
-    for ch in text.strip():
-        if not (ch.isdigit() or (not digits and ch in "+-")):
-            break
-        digits += ch
-    try:
-        return int(digits)
-    except ValueError:
-        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

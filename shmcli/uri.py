@@ -43,13 +43,17 @@ def _decode(text: str) -> str:
     return out.decode(errors="surrogateescape")
 
 
-def _atoi(text: str) -> int:
+def atoi(text: str) -> int:
+    """C's atoi, as redis-cli reads numbers: the leading digits, else 0."""
     digits = ""
-    for ch in text:
-        if not ch.isdigit():
+    for ch in text.strip():
+        if not (ch.isdigit() or (not digits and ch in "+-")):
             break
         digits += ch
-    return int(digits) if digits else 0
+    try:
+        return int(digits)
+    except ValueError:
+        return 0
 
 
 def parse_uri(uri: str) -> RedisUri:
@@ -74,7 +78,7 @@ def parse_uri(uri: str) -> RedisUri:
     if host:
         result.host = host.strip("[]")
     if port:
-        result.port = _atoi(port)
+        result.port = atoi(port)
     if path:
-        result.db = _atoi(path)
+        result.db = atoi(path)
     return result
