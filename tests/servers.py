@@ -11,7 +11,7 @@ from shmcli.resp import NOT_ENOUGH, Map, Reader, encode_command, parse_one
 from shmcli.testing import EXEC_MODES, FLAVOURS, Server, free_port
 
 __all__ = ["EXEC_MODES", "FLAVOURS", "RawSocket", "Server", "fd_count", "free_port",
-           "shm_stat", "wait_until"]
+           "settled_fd_count", "shm_stat", "wait_until"]
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
@@ -32,6 +32,19 @@ def fd_count(srv: Server) -> int:
     """How many descriptors the server process has open."""
     assert srv.process is not None
     return len(os.listdir(f"/proc/{srv.process.pid}/fd"))
+
+
+def settled_fd_count(srv: Server) -> int:
+    """The descriptor count once two readings agree (closed connections are
+    noticed a loop pass later)."""
+    previous = -1
+    for _ in range(50):
+        now = fd_count(srv)
+        if now == previous:
+            return now
+        previous = now
+        time.sleep(0.05)
+    return previous
 
 
 class RawSocket:

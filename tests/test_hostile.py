@@ -21,11 +21,10 @@ import random
 import socket
 import struct
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from servers import Server, fd_count, shm_stat, wait_until
+from servers import Server, settled_fd_count, shm_stat, wait_until
 
 from shmcli.channel import ChannelError, ShmChannel
 from shmcli.connection import Connection
@@ -406,18 +405,10 @@ class HandshakeLab:
 
 
 def quiet_fd_count(srv: Server) -> int:
-    """The descriptor count once no session and no other client is left and
-    two readings agree (closed connections are noticed a loop pass later)."""
+    """The descriptor count once no session and no other client is left."""
     wait_until(lambda: shm_stat(srv, "sessions") == 0
                and srv.info("clients")["connected_clients"] == "1", "other clients to leave")
-    previous = -1
-    for _ in range(50):
-        now = fd_count(srv)
-        if now == previous:
-            return now
-        previous = now
-        time.sleep(0.05)
-    return previous
+    return settled_fd_count(srv)
 
 
 @pytest.fixture

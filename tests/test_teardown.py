@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from servers import EXEC_MODES, FLAVOURS, Server, fd_count, shm_stat, wait_until
+from servers import EXEC_MODES, FLAVOURS, Server, fd_count, settled_fd_count, shm_stat, wait_until
 
 import shmcli
 from shmcli.channel import ShmChannel
@@ -31,18 +31,6 @@ from shmcli.resp import Array, Bulk, Integer, Nil, Status
 
 SERVERS = [(f, m) for f in FLAVOURS for m in EXEC_MODES]
 SERVER_IDS = [f"{f}-{m}" for f, m in SERVERS]
-
-
-def settled_fd_count(srv: Server) -> int:
-    """The server's descriptor count once two readings agree."""
-    previous = -1
-    for _ in range(50):
-        now = fd_count(srv)
-        if now == previous:
-            return now
-        previous = now
-        time.sleep(0.05)
-    return previous
 
 
 def warm_up(srv: Server) -> None:
