@@ -1,81 +1,28 @@
-"""The `shmcli` command line.
+"""The `shmcli` command line: redis-cli's options, modes and exit codes.
 
-This first version covers the connection flags (with -u URIs), one-shot commands (with -r,
--i and -x) and the output modes (--raw, --no-raw, --csv, --json, --quoted-json, -d, -D; the
-human format on a terminal or with FAKETTY, raw otherwise; see output.py);
-the rest of redis-cli's flags is issue #3.  Our own additions:
---shm, --module-path and --verbose.
+The options are read by options.py; this file picks the mode in redis-cli's
+order (latency, pipe, bigkeys, memkeys, stat, scan, then the stdin or
+interactive loop when there is no command, --eval, and the one-shot
+command) and gives each the connection the way redis-cli's cliConnect()
+would: quiet for a one-shot command, fatal on a failed AUTH or SELECT for
+the special modes and --eval.  Our own options: --shm, --module-path and
+--verbose (which also reports the transport that carried a command).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Callable, Sequence
 
 from . import module_path
-from .connection import Connection, ShmUnavailable
-from .output import forces_raw, format_reply
-from .resp import Error
-from .uri import RedisUri, UriError, atoi, parse_uri
-
-
-class RedisCliParser(argparse.ArgumentParser):
-    """argparse, with redis-cli's message and exit code for a bad option."""
-
-    def error(self, message: str) -> NoReturn:
-        words = message.replace(":", " ").replace("/", " ").split()
-        flag = next((w for w in words if w.startswith("-")), words[-1] if words else "")
-        print(f"Unrecognized option or bad number of args for: '{flag}'", file=sys.stderr)
-        raise SystemExit(1)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = RedisCliParser(prog="shmcli", add_help=False,
-                       description="redis-cli over shared memory")
-    p.add_argument("-h", dest="host")
-    p.add_argument("-p", dest="port", type=atoi)
-    p.add_argument("-u", dest="uri")
-    p.add_argument("-s", dest="socket")
-    p.add_argument("-a", dest="password")
-    p.add_argument("--user", dest="user")
-    p.add_argument("--pass", dest="password")
-    p.add_argument("-n", dest="db", type=atoi)
-    p.add_argument("-2", dest="protocol", action="store_const", const=2)
-    p.add_argument("-3", dest="protocol", action="store_const", const=3)
-    # Output modes: the last one given wins, as in redis-cli.
-    for flag, mode in (("--raw", "raw"), ("--no-raw", "tty"), ("--csv", "csv"),
-                       ("--json", "json"), ("--quoted-json", "quoted-json")):
-        p.add_argument(flag, dest="output", action="store_const", const=mode)
-    p.add_argument("-d", dest="delimiter", default="\n")
-    p.add_argument("-D", dest="reply_delimiter", default="\n")
-    p.add_argument("-t", dest="timeout", type=float)
-    p.add_argument("-r", dest="repeat", type=atoi, default=1)
-    p.add_argument("-i", dest="interval", type=float, default=0.0)
-    p.add_argument("-x", dest="stdin_arg", action="store_true")
-    p.add_argument("--no-auth-warning", action="store_true")
-    p.add_argument("--shm", choices=("auto", "require", "off"), default="auto")
-    p.add_argument("--module-path", action="store_true")
-    p.add_argument("--verbose", action="store_true")
-    p.add_argument("--help", action="help")
-    p.add_argument("command", nargs=argparse.REMAINDER)
-    return p
-
-
-AUTH_WARNING = ("Warning: Using a password with '-a' or '-u' option on the command line "
-                "interface may not be safe.")
-
-
-def report_setup_error(step: str, err: Error) -> None:
-    """As redis-cli 7.0: a failed AUTH or HELLO is reported and the command
-    still runs; a failed SELECT is silent."""
-    if step == "AUTH":
-        print(f"AUTH failed: {err.message}", file=sys.stderr)
-    elif step == "HELLO":
-        print(f"HELLO 3 failed: {err.message}", file=sys.stderr)
+from .cli_connect import Connector, FatalSetupError
+from .command_mode import CommandRunner, ErrorReplyExit, ReplyPrinter
+from .connection import Connection
+from .options import OptionError, Options, ShowAndExit, parse_options
+from .splitargs import unquote
+from .stdin_mode import StdinSession
+from .usage import usage_text, version_text
 
 
 def stdout_is_terminal() -> bool:
@@ -84,69 +31,177 @@ def stdout_is_terminal() -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.module_path:
-        path = module_path()
-        if not os.path.exists(path):
-            print(f"shmcli: the module was not built: {path} is missing", file=sys.stderr)
-            return 1
-        print(path)
-        return 0
     try:
-        uri = parse_uri(args.uri) if args.uri else RedisUri()
-    except UriError as exc:
+        opts = parse_options(sys.argv[1:] if argv is None else list(argv), usage_text,
+                             version_text)
+    except ShowAndExit as shown:
+        sys.stdout.write(str(shown))
+        return 0
+    except OptionError as exc:
         print(exc, file=sys.stderr)
         return 1
-    given = argv if argv is not None else sys.argv[1:]
-    if not args.no_auth_warning and (("-a" in given and args.password) or uri.password):
-        print(AUTH_WARNING, file=sys.stderr)
-    host = args.host or uri.host or "127.0.0.1"
-    port = args.port if args.port is not None else uri.port or 6379
-    db = args.db if args.db is not None else uri.db or 0
-    user = args.user if args.user is not None else uri.user
-    password = args.password or uri.password or os.environ.get("REDISCLI_AUTH")
-    output = args.output or ("tty" if stdout_is_terminal() else "raw")
-    protocol = args.protocol or (3 if output in ("json", "quoted-json") else 2)
+    for warning in opts.warnings:
+        print(warning, file=sys.stderr)
     try:
-        conn = Connection(host=host, port=port, unix_socket=args.socket, db=db,
-                          username=user, password=password, protocol=protocol,
-                          shm=args.shm, timeout=args.timeout,
-                          on_setup_error=report_setup_error)
-    except ShmUnavailable as exc:
-        print(f"shmcli: {exc}", file=sys.stderr)
+        return run(opts)
+    except FatalSetupError as exc:
+        print(exc, file=sys.stderr)
         return 1
-    except OSError as exc:
-        where = args.socket or f"{host}:{port}"
-        reason = exc.strerror or str(exc)
-        print(f"Could not connect to Redis at {where}: {reason}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130  # redis-cli dies of SIGINT in these modes; no traceback here
+
+
+def run(opts: Options) -> int:
+    if opts.module_path:
+        return print_module_path()
+    if opts.unsupported:
+        print(f"shmcli: {opts.unsupported} is not supported (see docs/compatibility.md)",
+              file=sys.stderr)
         return 1
-    with conn:
-        if not args.command:
+    if opts.password is None:
+        opts.password = os.environ.get("REDISCLI_AUTH")
+    if opts.askpass:
+        opts.password = ask_password()
+    terminal = stdout_is_terminal()
+    printer = ReplyPrinter(opts.output or ("tty" if terminal else "raw"), opts.delimiter,
+                           opts.reply_delimiter,
+                           terminal if opts.show_pushes is None else opts.show_pushes)
+    connector = Connector(opts)
+    special = special_mode(opts, printer)
+    if special is not None:
+        conn = connect_or_exit(connector)
+        if conn is None:
+            return 1
+        with conn:
+            return special(conn)
+    if not opts.command and opts.eval_file is None:
+        if sys.stdin.isatty():
             print("shmcli: the interactive shell is not available yet", file=sys.stderr)
             return 1
-        if args.verbose:
-            print(f"# transport: {conn.transport}", file=sys.stderr)
-        command: list[str | bytes] = list(args.command)
-        if args.stdin_arg:
-            command.append(sys.stdin.buffer.read())
-        raw = forces_raw(args.command)
-        delimiter = args.delimiter.encode()
-        reply_delimiter = args.reply_delimiter.encode()
-        done = 0
-        while args.repeat < 0 or done < args.repeat:  # -r with a negative count: forever
-            if done and args.interval:
-                time.sleep(args.interval)
-            try:
-                reply = conn.execute(*command)
-            except ConnectionError as exc:
-                print(f"Error: {exc}", file=sys.stderr)
-                return 1
-            if raw:
-                out = format_reply(reply, "raw", reply_delimiter=b"")
+        return StdinSession(connector, printer, opts.interval,
+                            connector.connect()).run(sys.stdin.buffer)
+    if opts.eval_file is not None:
+        return eval_mode(opts, connector, printer)
+    return one_shot(opts, connector, printer)
+
+
+def print_module_path() -> int:
+    path = module_path()
+    if not os.path.exists(path):
+        print(f"shmcli: the module was not built: {path} is missing", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+def ask_password() -> str:
+    """--askpass: a masked prompt on a terminal, else one line of stdin (as
+    linenoise does without a terminal)."""
+    if sys.stdin.isatty():
+        from prompt_toolkit import prompt
+        return prompt("Please input password: ", is_password=True)
+    return sys.stdin.readline().rstrip("\n")
+
+
+def special_mode(opts: Options, printer: ReplyPrinter) -> Callable[[Connection], int] | None:
+    """The first special mode asked for, in redis-cli's order."""
+    if opts.latency or opts.latency_dist:
+        return not_yet("--latency" if opts.latency else "--latency-dist")
+    if opts.pipe:
+        from .pipe_mode import run_pipe
+        return lambda conn: run_pipe(conn, sys.stdin.buffer, opts.pipe_timeout)
+    if opts.bigkeys or opts.memkeys:
+        from .keyspace_tools import run_bigkeys
+        memkeys = not opts.bigkeys
+        return lambda conn: run_bigkeys(conn, opts.pattern, opts.interval, memkeys,
+                                        opts.memkeys_samples)
+    if opts.stat:
+        from .stat_mode import run_stat
+        return lambda conn: run_stat(conn, opts.interval)
+    if opts.scan:
+        from .keyspace_tools import run_scan
+        return lambda conn: run_scan(conn, opts.pattern, opts.count, opts.interval,
+                                     printer.mode)
+    if opts.intrinsic_latency is not None:
+        return not_yet("--intrinsic-latency")
+    return None
+
+
+def not_yet(flag: str) -> Callable[[Connection], int]:
+    def refuse(conn: Connection) -> int:
+        print(f"shmcli: {flag} is not available yet", file=sys.stderr)
+        return 1
+    return refuse
+
+
+def connect_or_exit(connector: Connector) -> Connection | None:
+    """cliConnect(0): an unreachable server or a failed AUTH/SELECT ends the run."""
+    conn = connector.connect()
+    if conn is not None and connector.setup_failed(conn):
+        conn.close()
+        return None
+    return conn
+
+
+def eval_mode(opts: Options, connector: Connector, printer: ReplyPrinter) -> int:
+    conn = connect_or_exit(connector)
+    if conn is None:
+        return 1
+    with conn:
+        assert opts.eval_file is not None
+        try:
+            with open(opts.eval_file, "rb") as script_file:
+                script = script_file.read()
+        except OSError as exc:
+            print(f"Can't open file '{opts.eval_file}': {exc.strerror}", file=sys.stderr)
+            return 1
+        keys: list[bytes] = []
+        args: list[bytes] = []
+        target = keys
+        for word in opts.command:
+            if target is keys and word == b",":  # only a lone comma separates
+                target = args
             else:
-                out = format_reply(reply, output, delimiter=delimiter,
-                                   reply_delimiter=reply_delimiter)
-            sys.stdout.buffer.write(out)
-            sys.stdout.flush()
-            done += 1
-        return 0  # redis-cli 7.0 exits 0 after an error reply too
+                target.append(word)
+        return execute(conn, opts, printer, [b"EVAL", script, b"%d" % len(keys), *keys, *args])
+
+
+def one_shot(opts: Options, connector: Connector, printer: ReplyPrinter) -> int:
+    conn = connector.connect(quiet=True)
+    argv = opts.command
+    if opts.quoted_input:
+        unquoted = [unquote(word) for word in argv]
+        if any(word is None for word in unquoted):
+            print("Invalid quoted string")
+            return 1
+        argv = [word for word in unquoted if word is not None]
+    if opts.stdin_last:
+        argv = [*argv, sys.stdin.buffer.read()]
+    elif opts.stdin_tag is not None:
+        if opts.stdin_tag not in argv:
+            print("Using -X option but stdin tag not match.", file=sys.stderr)
+            return 1
+        argv = list(argv)
+        argv[argv.index(opts.stdin_tag)] = sys.stdin.buffer.read()
+    if conn is None:
+        conn = connector.connect()  # redis-cli retries once, and says why it failed
+        if conn is None:
+            return 1
+    with conn:
+        return execute(conn, opts, printer, argv)
+
+
+def execute(conn: Connection, opts: Options, printer: ReplyPrinter, argv: list[bytes]) -> int:
+    runner = CommandRunner(conn, printer, opts.interval, opts.exit_on_error)
+    try:
+        runner.run(argv, opts.repeat)
+    except ErrorReplyExit as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except ConnectionError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if opts.verbose:
+            print(f"# transport: {conn.last_transport}", file=sys.stderr)
+    return 0

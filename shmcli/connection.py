@@ -128,6 +128,8 @@ class Connection:
         self.protocol = 2
         self.username = username or "default"
         self.shm_error: str | None = None
+        self.setup_failure: str | None = None  # "AUTH", "SELECT" or "HELLO"
+        self.last_transport = "socket"  # what carried the last command: "shm" or "socket"
         self._on_setup_error = on_setup_error
         self._socket: SocketTransport | None = SocketTransport(host, port, unix_socket, timeout)
         self._shm: ShmChannel | None = None
@@ -148,22 +150,28 @@ class Connection:
 
     def _handshake(self, db: int, username: str | None, password: str | None,
                    protocol: int) -> None:
+        """AUTH, SELECT, HELLO: redis-cli's order.  The first failure raises,
+        or (with on_setup_error) is reported and ends the setup, leaving the
+        connection usable as redis-cli leaves it."""
         if password is not None:
             auth = ("AUTH", password) if username is None else ("AUTH", username, password)
-            self._setup_step("AUTH", *auth)
+            if not self._setup_step("AUTH", *auth):
+                return
+        if db:
+            if not self._setup_step("SELECT", "SELECT", db):
+                return
+            self.db = db
         if protocol == 3 and self._setup_step("HELLO", "HELLO", "3"):
             self.protocol = 3
-        if db and self._setup_step("SELECT", "SELECT", db):
-            self.db = db
 
     def _setup_step(self, step: str, *command: Arg) -> bool:
-        """Run one setup command; a failure raises, or goes to on_setup_error
-        (redis-cli reports some and carries on).  True when it succeeded."""
+        """Run one setup command; True when it succeeded."""
         reply = self._socket_execute(encode_command(*command))
         if not isinstance(reply, Error):
             return True
         if self._on_setup_error is None:
             raise ConnectionError(reply.message)
+        self.setup_failure = step
         self._on_setup_error(step, reply)
         return False
 
@@ -204,6 +212,7 @@ class Connection:
                 request = encode_command(*args)
                 reply = parse_one(self._shm_call(shm, request))
                 if not is_fallback(reply):
+                    self.last_transport = "shm"
                     return reply
                 self._resume(shm)
                 replies: list[Reply] = []
@@ -234,6 +243,12 @@ class Connection:
         if self._socket_backlog:  # keep what CLIENT LIST shows true at once
             self._sync_socket()
         return replies
+
+    def take_pushes(self) -> list[Reply]:
+        """RESP3 pushes (invalidations...) that arrived ahead of replies."""
+        pushes = list(self._pushes)
+        self._pushes.clear()
+        return pushes
 
     def read_reply(self) -> Reply:
         """The next message pushed on the socket (subscriber mode, MONITOR)."""
@@ -300,6 +315,7 @@ class Connection:
             budget += size
             end += 1
         shm = self._shm
+        self.last_transport = "shm"
         if end - start == 1:
             raw = [self._shm_call(shm, batch[start][1])]
         else:
@@ -327,6 +343,7 @@ class Connection:
             end += 1
         self._sync_socket()
         assert self._socket is not None
+        self.last_transport = "socket"
         self._socket.send(b"".join(request for _, request in batch[start:end]))
         for name, request in batch[start:end]:
             reply = self._read_socket(name)

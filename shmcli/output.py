@@ -53,7 +53,7 @@ from .resp import (
     Verbatim,
 )
 
-__all__ = ["MODES", "Mode", "forces_raw", "format_reply", "repr_bytes"]
+__all__ = ["MODES", "Mode", "forces_raw", "format_push", "format_reply", "repr_bytes"]
 
 Mode: TypeAlias = Literal["tty", "raw", "csv", "json", "quoted-json"]
 MODES: Final[tuple[str, ...]] = ("tty", "raw", "csv", "json", "quoted-json")
@@ -78,6 +78,21 @@ def format_reply(reply: Reply, mode: str, *, delimiter: bytes = b"\n",
     if mode in ("json", "quoted-json"):
         return _json(reply, mode == "quoted-json") + b"\n"
     raise ValueError(f"unknown output mode {mode!r} (expected one of {', '.join(MODES)})")
+
+
+def format_push(push: Reply, mode: str, *, delimiter: bytes = b"\n",
+                reply_delimiter: bytes = b"\n") -> bytes:
+    """A RESP3 push shown by --show-pushes: as a reply, except that the
+    human format prints a key invalidation as ``-> invalidate: 'k1', 'k2'``."""
+    if mode == "tty" and isinstance(push, Push) and len(push.items) == 2:
+        kind, keys = push.items
+        if isinstance(kind, Bulk) and kind.data.startswith(b"invalidate") \
+                and isinstance(keys, Array):
+            # %s in C: each key up to its first NUL byte
+            names = [b"'" + key.data.split(b"\0", 1)[0] + b"'"
+                     for key in keys.items if isinstance(key, Bulk)]
+            return b"-> invalidate: " + b", ".join(names) + b"\n"
+    return format_reply(push, mode, delimiter=delimiter, reply_delimiter=reply_delimiter)
 
 
 # Commands whose reply redis-cli prints raw (without the -D delimiter) in

@@ -1,0 +1,70 @@
+"""Opening the CLI's connection the way redis-cli's cliConnect() does.
+
+redis-cli connects, then sends AUTH, SELECT and HELLO 3 in that order; the
+first that fails is reported on stderr ("AUTH failed: ...", "SELECT 3 failed:
+...", "HELLO 3 failed: ...") and ends the setup, but the connection stays
+open.  Whether that failure is fatal depends on the mode: a one-shot command
+and the stdin mode run anyway, the special modes and --eval exit 1.  A
+failure to connect prints "Could not connect to Redis at ...", unless the
+caller asked for quiet (the one-shot mode reports it later, once).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from .connection import Connection, ShmUnavailable
+from .options import Options
+from .resp import Error
+
+
+class FatalSetupError(Exception):
+    """shm was required and is not available: always the end (exit 1)."""
+
+
+@dataclass
+class Connector:
+    opts: Options
+
+    @property
+    def protocol(self) -> int:
+        return 3 if self.opts.resp3 and not self.opts.resp2 else 2
+
+    @property
+    def where(self) -> str:
+        opts = self.opts
+        return opts.socket if opts.socket else f"{opts.host}:{opts.port}"
+
+    def connect(self, quiet: bool = False) -> Connection | None:
+        """A connection, or None when the server cannot be reached."""
+        opts = self.opts
+        try:
+            return Connection(host=opts.host, port=opts.port, unix_socket=opts.socket,
+                              db=opts.db, username=opts.user, password=opts.password,
+                              protocol=self.protocol, shm=opts.shm, timeout=opts.timeout,
+                              on_setup_error=self._report)
+        except ShmUnavailable as exc:
+            raise FatalSetupError(f"shmcli: {exc}") from None
+        except OSError as exc:
+            if not quiet:
+                self.report_unreachable(exc)
+            return None
+
+    def report_unreachable(self, exc: OSError) -> None:
+        reason = exc.strerror or str(exc)
+        print(f"Could not connect to Redis at {self.where}: {reason}", file=sys.stderr)
+
+    def setup_failed(self, conn: Connection) -> bool:
+        """cliConnect's verdict: AUTH or SELECT failed, or HELLO 3 failed
+        when -3 asked for it (RESP3 implied by --json is only tried)."""
+        failure = conn.setup_failure
+        return failure in ("AUTH", "SELECT") or (failure == "HELLO" and self.opts.resp3 == 1)
+
+    def _report(self, step: str, err: Error) -> None:
+        if step == "SELECT":
+            print(f"SELECT {self.opts.db} failed: {err.message}", file=sys.stderr)
+        elif step == "HELLO":
+            print(f"HELLO 3 failed: {err.message}", file=sys.stderr)
+        else:
+            print(f"{step} failed: {err.message}", file=sys.stderr)

@@ -1,0 +1,111 @@
+"""Run one command the way redis-cli's command loop does, and print its replies.
+
+Shared by the one-shot mode (arguments on the command line), --eval and the
+stdin mode (one command per line).  What it reproduces from redis-cli 7.0:
+
+- `-r` repeats (negative: forever) and `-i` sleeps after every run, the last
+  one included;
+- the commands redis-cli always prints raw (INFO, CLIENT LIST...);
+- `-e`: outside the stdin mode, an error reply goes to stderr and exits 1;
+- SUBSCRIBE / PSUBSCRIBE / SSUBSCRIBE and MONITOR stream their messages
+  until the connection ends or an error reply comes (the caller's Ctrl-C);
+- SHUTDOWN: the server closing the connection is its success;
+- RESP3 pushes that arrive ahead of a reply are printed first when
+  --show-pushes is on, and dropped otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+from .connection import Connection
+from .output import forces_raw, format_push, format_reply
+from .resp import Error, Reply
+
+_SUBSCRIBE = (b"subscribe", b"psubscribe", b"ssubscribe")
+
+
+class ErrorReplyExit(Exception):
+    """-e saw an error reply: redis-cli prints it and exits 1."""
+
+
+@dataclass
+class ReplyPrinter:
+    """How replies are written: the output mode and redis-cli's delimiters."""
+
+    mode: str
+    delimiter: bytes = b"\n"
+    reply_delimiter: bytes = b"\n"
+    show_pushes: bool = False
+
+    def reply(self, reply: Reply, raw: bool = False) -> None:
+        if raw:
+            out = format_reply(reply, "raw", reply_delimiter=b"")
+        else:
+            out = format_reply(reply, self.mode, delimiter=self.delimiter,
+                               reply_delimiter=self.reply_delimiter)
+        self.write(out)
+
+    def pushes(self, conn: Connection) -> None:
+        for push in conn.take_pushes():
+            if self.show_pushes:
+                self.write(format_push(push, self.mode, delimiter=self.delimiter,
+                                       reply_delimiter=self.reply_delimiter))
+
+    @staticmethod
+    def write(data: bytes) -> None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+
+
+@dataclass
+class CommandRunner:
+    conn: Connection
+    printer: ReplyPrinter
+    interval: float = 0.0
+    exit_on_error: bool = False  # -e; never set in the stdin mode
+
+    def run(self, argv: list[bytes], repeat: int = 1) -> None:
+        """Run argv `repeat` times.  ConnectionError propagates, except after
+        SHUTDOWN; ErrorReplyExit is raised for -e."""
+        name = argv[0].lower()
+        raw = forces_raw(argv)
+        done = 0
+        while repeat < 0 or done < repeat:
+            if name in _SUBSCRIBE and self.printer.mode != "raw":
+                self.printer.write(b"Reading messages... (press Ctrl-C to quit)\n")
+            try:
+                reply = self.conn.execute(*argv)
+            except ConnectionError:
+                if name == b"shutdown":  # the server went away, as asked
+                    self.conn.close()
+                    return
+                raise
+            self._show(reply, raw)
+            if name == b"monitor" and not isinstance(reply, Error):
+                self._stream(raw)
+                return
+            if name in _SUBSCRIBE and not isinstance(reply, Error):
+                self._stream(raw)
+            done += 1
+            if self.interval:
+                time.sleep(self.interval)
+
+    def _show(self, reply: Reply, raw: bool, streaming: bool = False) -> None:
+        if not streaming:  # while streaming, pushes are the messages themselves
+            self.printer.pushes(self.conn)
+        if isinstance(reply, Error) and self.exit_on_error:
+            raise ErrorReplyExit(reply.text.decode(errors="replace"))
+        self.printer.reply(reply, raw)
+
+    def _stream(self, raw: bool) -> None:
+        """Messages after SUBSCRIBE or MONITOR, until an error reply or the end
+        of the connection (ConnectionError)."""
+        while True:
+            reply = self.conn.read_reply()
+            self._show(reply, raw, streaming=True)
+            if isinstance(reply, Error):
+                return
+
