@@ -38,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(str(shown))
         return 0
     except OptionError as exc:
+        for warning in exc.warnings:
+            print(warning, file=sys.stderr)
         print(exc, file=sys.stderr)
         return 1
     for warning in opts.warnings:

@@ -32,7 +32,9 @@ __all__ = ["OptionError", "Options", "ShowAndExit", "parse_options"]
 
 
 class OptionError(Exception):
-    """A message for stderr and exit status 1."""
+    """A message for stderr and exit status 1, after the warnings printed so far."""
+
+    warnings: list[str] = []
 
 
 class ShowAndExit(Exception):
@@ -223,6 +225,16 @@ def parse_options(argv: Sequence[str], usage: Callable[[], str],
     """Read argv (without the program name).  `usage` and `version` give the
     texts for --help and --version."""
     opts = Options()
+    try:
+        _read(argv, opts, usage, version)
+    except OptionError as exc:
+        exc.warnings = opts.warnings
+        raise
+    return opts
+
+
+def _read(argv: Sequence[str], opts: Options, usage: Callable[[], str],
+          version: Callable[[], str]) -> None:
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -248,7 +260,6 @@ def parse_options(argv: Sequence[str], usage: Callable[[], str],
         i += 1
     opts.command = [os.fsencode(word) for word in argv[i:]]
     _check_combinations(opts)
-    return opts
 
 
 def _check_combinations(opts: Options) -> None:

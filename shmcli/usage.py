@@ -6,12 +6,11 @@ redis-cli user finds them where they expect, followed by shmcli's own.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 COMPATIBLE_WITH = "redis-cli 7.0.15"
 
 
 def shmcli_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # 20 ms: only when asked
     try:
         return version("shmcli")
     except PackageNotFoundError:  # running from a source tree that was never installed

@@ -53,12 +53,14 @@ def differences(cases: Iterable[Case], *, target: Sequence[str] = (),
     for case in cases:
         theirs, ours = run_pair(case.argv, target=target, shm=shm, stdin=case.stdin,
                                 env=case.env)
-        def seen(run: subprocess.CompletedProcess[bytes]) -> tuple[object, ...]:
-            return (run.stdout, run.stderr if case.stderr_matters else None, run.returncode)
-        if seen(ours) != seen(theirs):
+        if _seen(ours, case) != _seen(theirs, case):
             differ.append(f"{list(case.argv)} stdin={case.stdin[:60]!r}:\n"
                           f"  shmcli    rc={ours.returncode} out={ours.stdout[:300]!r} "
                           f"err={ours.stderr[:300]!r}\n"
                           f"  redis-cli rc={theirs.returncode} out={theirs.stdout[:300]!r} "
                           f"err={theirs.stderr[:300]!r}")
     return differ
+
+
+def _seen(run: subprocess.CompletedProcess[bytes], case: Case) -> tuple[object, ...]:
+    return (run.stdout, run.stderr if case.stderr_matters else None, run.returncode)

@@ -7,11 +7,11 @@ redis-cli prints raw), over shared memory and with --shm off.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
+from cli_diff import Case, differences, run_pair, run_tool
 from servers import Server
 
 # Read-only or idempotent commands, so both tools see the same data.
@@ -37,19 +37,12 @@ def data(server: Server) -> Server:
 
 
 def run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
-    environ = {k: v for k, v in os.environ.items() if k != "FAKETTY"}
-    return subprocess.run(argv, capture_output=True, timeout=60, env={**environ, **(env or {})})
+    return run_tool([], argv, env=env)
 
 
 def compare(server: Server, argvs: list[list[str]], shm: str) -> list[str]:
-    differ = []
-    for argv in argvs:
-        theirs = run(["redis-cli", "-s", server.unix_socket, *argv])
-        ours = run([sys.executable, "-m", "shmcli", "--shm", shm, "-s", server.unix_socket, *argv])
-        if (ours.stdout, ours.returncode) != (theirs.stdout, theirs.returncode):
-            differ.append(f"{argv}: shmcli {ours.stdout!r} rc={ours.returncode}, "
-                          f"redis-cli {theirs.stdout!r} rc={theirs.returncode}")
-    return differ
+    return differences([Case(argv, stderr_matters=False) for argv in argvs],
+                       target=["-s", server.unix_socket], shm=shm)
 
 
 @pytest.mark.parametrize("shm", ["auto", "off"])
@@ -85,20 +78,12 @@ def test_faketty_selects_the_human_format(data: Server) -> None:
         assert b")" in ours.stdout or b"(nil)" in ours.stdout  # really the human format
 
 
-def run_both(server: Server, argv: list[str], stdin: bytes = b"",
-             ) -> tuple[subprocess.CompletedProcess[bytes], subprocess.CompletedProcess[bytes]]:
-    def one(tool: list[str]) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([*tool, "-s", server.unix_socket, *argv], input=stdin,
-                              capture_output=True, timeout=60)
-    return one(["redis-cli"]), one([sys.executable, "-m", "shmcli"])
-
-
 @pytest.mark.parametrize("argv", [["-r", "3", "ECHO", "x"], ["-r", "2", "-i", "0.01", "PING"],
                                   ["-r", "0", "PING"], ["-a", "nopass", "PING"],
                                   ["--no-auth-warning", "-a", "nopass", "PING"]])
 def test_repeat_and_auth_warnings_match_redis_cli(make_server, argv: list[str]) -> None:
     srv = make_server("redis")
-    theirs, ours = run_both(srv, argv)
+    theirs, ours = run_pair(argv, target=["-s", srv.unix_socket])
     assert (ours.stdout, ours.stderr, ours.returncode) == \
         (theirs.stdout, theirs.stderr, theirs.returncode)
 
@@ -144,3 +129,130 @@ def test_bad_flags_and_unreachable_servers_match_redis_cli(argv: list[str]) -> N
     assert (ours.stdout, ours.stderr, ours.returncode) == \
         (theirs.stdout, theirs.stderr, theirs.returncode)
     assert ours.returncode == 1
+
+
+# Input flags, -e and --eval: (argv, stdin).  Run over shm and the socket.
+INPUT_CASES = [
+    (["-X", "TAG", "ECHO", "TAG"], b"from stdin\n"),
+    (["-X", "TAG", "SET", "x1", "TAG"], b"\x00bin\xff"),
+    (["-X", "TAG", "ECHO", "nothing"], b"unused"),
+    (["-X", "TAG", "-r", "2", "ECHO", "TAG"], b"twice"),
+    (["-x", "ECHO"], b""),
+    (["-e", "GET"], b""), (["-e", "PING"], b""), (["-e", "-r", "3", "NOSUCH"], b""),
+    (["-e", "--no-raw", "LPOP", "s"], b""), (["-e", "--json", "NOSUCH"], b""),
+    (["--quoted-input", "ECHO", '"a\\x41\\n"'], b""),
+    (["--quoted-input", "SET", "'k 1'", '"v\\x00"'], b""),
+    (["--quoted-input", "ECHO", '"unterminated'], b""),
+    (["--quoted-input", "ECHO", "a b"], b""), (["--quoted-input", "ECHO", ""], b""),
+    (["--quoted-input", "-x", "ECHO"], b"tail"),
+    (["-r", "2", "-D", "|", "SET", "cnt", "1"], b""),
+    (["SHM.HANDSHAKE", "extra"], b""),
+]
+
+
+@pytest.mark.parametrize("shm", ["auto", "off"])
+def test_input_flags_and_exit_codes_match_redis_cli(data: Server, shm: str) -> None:
+    differ = differences([Case(argv, stdin) for argv, stdin in INPUT_CASES],
+                         target=["-s", data.unix_socket], shm=shm)
+    assert not differ, "\n".join(differ)
+
+
+SCRIPTS = {
+    "keys_args.lua": b"return {KEYS[1], KEYS[2], ARGV[1], ARGV[2], #KEYS, #ARGV}",
+    "error.lua": b"return redis.call('INCR', KEYS[1])",
+    "syntax.lua": b"return {",
+    "nil.lua": b"return nil",
+}
+
+
+def test_eval_matches_redis_cli(data: Server, tmp_path) -> None:
+    for name, body in SCRIPTS.items():
+        (tmp_path / name).write_bytes(body)
+    kv = str(tmp_path / "keys_args.lua")
+    cases = [[kv, "k1", "k2", ",", "a1", "a2"], [kv, ",", "a1"], [kv, "k1", ",a1"],
+             [kv, "k1", ",", ",", "a2"], [kv], [str(tmp_path / "error.lua"), "s"],
+             ["--no-raw", str(tmp_path / "error.lua"), "s"], [str(tmp_path / "syntax.lua")],
+             [str(tmp_path / "nil.lua")], [str(tmp_path / "missing.lua")]]
+    argvs = [["--eval", *case] for case in cases]
+    argvs += [["-e", "--eval", str(tmp_path / "error.lua"), "s"], ["--eval", kv, "-e", "x"],
+              ["-n", "99", "--eval", kv], ["-a", "wrong", "--eval", kv]]
+    for shm in ("auto", "off"):
+        differ = differences([Case(argv) for argv in argvs], target=["-s", data.unix_socket],
+                             shm=shm)
+        assert not differ, "\n".join(differ)
+
+
+@pytest.mark.parametrize("mode_env", [({}, ["--show-pushes", "y"]), ({"FAKETTY": "1"}, []),
+                                      ({"FAKETTY": "1"}, ["--show-pushes", "no"]),
+                                      ({}, ["--no-raw"]), ({}, ["--json"])])
+def test_pushes_are_shown_as_redis_cli_shows_them(data: Server, mode_env) -> None:
+    env, flags = mode_env
+    lines = (b"set pk v\nclient tracking on\nget pk\nset pk changed\nping\n"
+             b"rpush pl a\nlrange pl 0 -1\ndel pl\nping\n")  # leaves the data as it was
+    for shm in ("auto", "off"):
+        differ = differences([Case(["-3", *flags], lines, env)],
+                             target=["-s", data.unix_socket], shm=shm)
+        assert not differ, "\n".join(differ)
+
+
+def stream_until(argv: list[str], server: Server, expect: int, publish) -> bytes:
+    """Start a streaming command, run `publish` once it is listening, read
+    `expect` lines, then interrupt it as a user would."""
+    proc = subprocess.Popen([*argv, "-s", server.unix_socket, "SUBSCRIBE", "ch1", "ch2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={"FAKETTY": "1", "PATH": "/usr/bin:/bin"})
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline()]
+        while len(lines) < expect:
+            if len(lines) == 7:  # both confirmations are in (6 lines + the banner)
+                publish()
+            lines.append(proc.stdout.readline())
+        return b"".join(lines)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_subscribe_streams_messages_like_redis_cli(data: Server) -> None:
+    def publish() -> None:
+        with data.admin() as conn:
+            conn.execute("PUBLISH", "ch2", "hello")
+            conn.execute("PUBLISH", "ch1", "bin\x00ary")
+    outputs = [stream_until(tool, data, 13, publish)
+               for tool in (["redis-cli"], [sys.executable, "-m", "shmcli"])]
+    assert outputs[0] == outputs[1]
+    assert outputs[1].startswith(b"Reading messages... (press Ctrl-C to quit)\n1) \"subscribe\"")
+    assert b'3) "bin\\x00ary"' in outputs[1]
+
+
+def test_shutdown_succeeds_silently(make_server) -> None:
+    srv = make_server("redis")
+    ours = run([sys.executable, "-m", "shmcli", "-s", srv.unix_socket, "SHUTDOWN", "NOSAVE"])
+    assert (ours.stdout, ours.stderr, ours.returncode) == (b"", b"", 0)
+    srv.process.wait(timeout=10)
+    theirs_srv = make_server("redis")
+    theirs = run(["redis-cli", "-s", theirs_srv.unix_socket, "SHUTDOWN", "NOSAVE"])
+    assert (theirs.stdout, theirs.stderr, theirs.returncode) == (b"", b"", 0)
+
+
+def test_monitor_streams_until_interrupted(data: Server) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "shmcli", "-s", data.unix_socket, "MONITOR"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"OK\n"
+        with data.admin() as conn:
+            conn.execute("ECHO", "seen by monitor")
+        line = proc.stdout.readline()
+        assert line.endswith(b'"ECHO" "seen by monitor"\n') and line[0:1].isdigit()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_verbose_names_the_transport_that_carried_the_command(data: Server) -> None:
+    base = [sys.executable, "-m", "shmcli", "--verbose", "-s", data.unix_socket]
+    assert run([*base, "PING"]).stderr == b"# transport: shm\n"
+    assert run([*base, "BLPOP", "nothing", "0.01"]).stderr == b"# transport: socket\n"
+    assert run([*base, "--shm", "off", "PING"]).stderr == b"# transport: socket\n"

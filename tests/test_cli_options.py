@@ -1,0 +1,105 @@
+"""Option parsing against the real redis-cli: messages, their order, exit codes.
+
+Most cases need no server (they fail before connecting) or point at a
+closed port; the ones that run a command use a throwaway server.
+"""
+
+from __future__ import annotations
+
+import pytest
+from cli_diff import SHMCLI, Case, differences, run_tool
+from servers import Server, free_port
+
+CLOSED = ["-p", str(free_port())]
+
+# Each fails (or warns) while reading the options, before any connection.
+PARSE_CASES = [
+    ["--bogus", "PING"], ["-"], ["-p"], ["-n"], ["-r"], ["-i"], ["-X"], ["-d"], ["-D"],
+    ["-s"], ["-a"], ["--user"], ["--pass"], ["-u"], ["--eval"], ["--pattern"],
+    ["--show-pushes"], ["--pipe-timeout"], ["--count"], ["--quoted-pattern"],
+    ["-p", "1", "-p"], ["--raw", "--bogus"], ["--bogus", "--help"],
+    ["-x", "-X", "tag", "PING"], ["-X", "tag", "-x", "PING"],
+    ["-2", "-3", "PING"], ["-3", "-2", "PING"],
+    ["-c", "-s", "/nonexistent", "PING"], ["-s", "/nonexistent", "-c", "PING"],
+    ["-a", "pw", "-x", "-X", "t", "PING"], ["-a", "pw", "-2", "-3", "PING"],
+    ["-u", "http://x", "-x", "-X", "t"], ["-x", "-X", "t", "-u", "http://x"],
+    ["--quoted-pattern", '"unterminated', "--scan"],
+    ["--quoted-pattern", "two words", "--scan"],
+]
+
+
+def test_parse_errors_match_redis_cli() -> None:
+    differ = differences([Case(argv) for argv in PARSE_CASES])
+    assert not differ, "\n".join(differ)
+
+
+# Warnings that do not stop the run, then a connection failure (rc 1).
+WARNING_CASES = [
+    [*CLOSED, "-a", "pw", "PING"], [*CLOSED, "--pass", "pw", "PING"],
+    [*CLOSED, "--no-auth-warning", "-a", "pw", "PING"], [*CLOSED, "-a", "pw", "--no-auth-warning"],
+    [*CLOSED, "-u", "redis://:pw@127.0.0.1:1", "PING"],
+    [*CLOSED, "--show-pushes", "maybe", "PING"], [*CLOSED, "--show-pushes", "", "PING"],
+    [*CLOSED, "--show-pushes", "YES", "PING"],
+    ["-h", "127.0.0.1", *CLOSED, "PING"], ["-p", "abc", "PING"], [*CLOSED, "-n", "3", "PING"],
+    ["-s", "/nonexistent/sock", "PING"],
+    [*CLOSED, "--eval", "/nonexistent.lua"], [*CLOSED, "-x", "-r", "3", "ECHO"],
+]
+
+
+def test_warnings_and_unreachable_servers_match_redis_cli() -> None:
+    differ = differences([Case(argv) for argv in WARNING_CASES])
+    assert not differ, "\n".join(differ)
+
+
+def test_uri_then_flags_override_in_order(make_server) -> None:
+    """-u fills host and port where it stands: a later -p wins, an earlier one loses."""
+    srv = make_server("redis")
+    good = f"redis://127.0.0.1:{srv.port}"
+    cases = [Case([*CLOSED, "-u", good, "PING"]), Case(["-u", good, *CLOSED, "PING"]),
+             Case(["-n", "1", "-u", f"{good}/2", "CLIENT", "INFO"], stderr_matters=True)]
+    differ = differences(cases[:2])
+    assert not differ, "\n".join(differ)
+    ours = run_tool(SHMCLI, ["-n", "1", "-u", f"{good}/2", "CLIENT", "INFO"])
+    assert b" db=2 " in ours.stdout
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["-h"], ["PING", "--help"], ["-p", "1", "--help"]])
+def test_help_is_printed_on_stdout_with_status_0(argv: list[str]) -> None:
+    ours = run_tool(SHMCLI, argv)
+    if argv == ["PING", "--help"]:  # after the command it is an argument: a connection error
+        assert ours.returncode == 1 and b"Could not connect" in ours.stderr
+        return
+    assert ours.returncode == 0 and ours.stderr == b""
+    assert ours.stdout.startswith(b"shmcli ")
+    for flag in (b"--pipe", b"--scan", b"--eval", b"-X <tag>", b"--shm", b"--quoted-input"):
+        assert flag in ours.stdout
+
+
+@pytest.mark.parametrize("flag", ["-v", "--version"])
+def test_version(flag: str) -> None:
+    ours = run_tool(SHMCLI, [flag, "PING"])
+    assert ours.returncode == 0
+    assert ours.stdout.startswith(b"shmcli 0.") and b"redis-cli 7.0.15 compatible" in ours.stdout
+
+
+@pytest.mark.parametrize("flag", ["--replica", "--hotkeys", "--lru-test"])
+def test_unsupported_modes_say_so(flag: str) -> None:
+    argv = [flag, "10"] if flag == "--lru-test" else [flag]
+    ours = run_tool(SHMCLI, [*CLOSED, *argv])
+    assert ours.returncode == 1
+    assert ours.stderr == f"shmcli: {flag} is not supported (see docs/compatibility.md)\n".encode()
+
+
+def test_our_shm_flag_is_checked() -> None:
+    ours = run_tool(SHMCLI, ["--shm", "sometimes", "PING"])
+    assert ours.returncode == 1
+    assert ours.stderr == b"--shm must be auto, require or off, not 'sometimes'\n"
+
+
+def test_shm_require_fails_clearly_without_the_module(make_server) -> None:
+    srv: Server = make_server("redis", load_module=False)
+    ours = run_tool(SHMCLI, ["--shm", "require", "-s", srv.unix_socket, "PING"])
+    assert ours.returncode == 1 and ours.stdout == b""
+    assert ours.stderr.startswith(b"shmcli: shared memory is not available")
+    fallback = run_tool(SHMCLI, ["--verbose", "-s", srv.unix_socket, "PING"])
+    assert (fallback.stdout, fallback.stderr) == (b"PONG\n", b"# transport: socket\n")
