@@ -102,7 +102,10 @@ def ask_password() -> str:
     if sys.stdin.isatty():
         from prompt_toolkit import prompt
         return prompt("Please input password: ", is_password=True)
-    return sys.stdin.readline().rstrip("\n")
+    line = bytearray()
+    while (byte := os.read(0, 1)) not in (b"", b"\n"):  # no read-ahead: stdin goes on
+        line += byte
+    return os.fsdecode(bytes(line))
 
 
 def special_mode(opts: Options, printer: ReplyPrinter) -> Callable[[Connection], int] | None:

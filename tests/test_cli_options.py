@@ -103,3 +103,17 @@ def test_shm_require_fails_clearly_without_the_module(make_server) -> None:
     assert ours.stderr.startswith(b"shmcli: shared memory is not available")
     fallback = run_tool(SHMCLI, ["--verbose", "-s", srv.unix_socket, "PING"])
     assert (fallback.stdout, fallback.stderr) == (b"PONG\n", b"# transport: socket\n")
+
+
+def test_askpass_reads_the_password_from_stdin_without_a_terminal(make_server) -> None:
+    srv = make_server("redis", config={"requirepass": "s3cret"})
+    cases = [Case(["--askpass", "PING"], b"s3cret\n"), Case(["--askpass", "PING"], b"wrong\n"),
+             Case(["-a", "wrong", "--askpass", "PING"], b"s3cret\n"),
+             Case(["--askpass", "PING"], b"s3cret\nmore\n"),
+             Case(["--askpass"], b"s3cret\nping\nget x\n")]
+    differ = differences(cases, target=["-s", srv.unix_socket])
+    assert not differ, "\n".join(differ)
+    env_auth = [Case(["PING"], env={"REDISCLI_AUTH": "s3cret"}),
+                Case(["-a", "wrong", "PING"], env={"REDISCLI_AUTH": "s3cret"})]
+    differ = differences(env_auth, target=["-s", srv.unix_socket])
+    assert not differ, "\n".join(differ)
