@@ -42,7 +42,8 @@ class Connector:
         try:
             return Connection(host=opts.host, port=opts.port, unix_socket=opts.socket,
                               db=opts.db, username=opts.user, password=opts.password,
-                              protocol=self.protocol, shm=opts.shm, timeout=opts.timeout,
+                              protocol=self.protocol, shm=opts.shm,
+                              connect_timeout=opts.timeout,
                               on_setup_error=self._report)
         except ShmUnavailable as exc:
             raise FatalSetupError(f"shmcli: {exc}") from None

@@ -74,7 +74,7 @@ class SocketTransport:
     """RESP over a plain socket, read with the type-preserving reader."""
 
     def __init__(self, host: str, port: int, unix_socket: str | None,
-                 timeout: float | None) -> None:
+                 timeout: float | None, connect_timeout: float | None = None) -> None:
         if unix_socket:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             address: str | tuple[str, int] = unix_socket
@@ -82,12 +82,13 @@ class SocketTransport:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_STREAM)
             address = (host, port)
-        sock.settimeout(timeout)
+        sock.settimeout(timeout if connect_timeout is None else connect_timeout)
         try:
             sock.connect(address)
         except OSError:
             sock.close()
             raise
+        sock.settimeout(timeout)
         if not unix_socket:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
@@ -111,12 +112,16 @@ class SocketTransport:
 
 
 class Connection:
-    """See the module docstring.  Not thread-safe: one user at a time."""
+    """See the module docstring.  Not thread-safe: one user at a time.
+
+    `timeout` bounds every reply (None: wait as long as the server lives);
+    `connect_timeout`, when given, bounds connecting instead (redis-cli's -t).
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 6379,
                  unix_socket: str | None = None, db: int = 0, username: str | None = None,
                  password: str | None = None, protocol: int = 2, shm: ShmMode = "auto",
-                 timeout: float | None = None,
+                 timeout: float | None = None, connect_timeout: float | None = None,
                  on_setup_error: Callable[[str, Error], None] | None = None) -> None:
         if shm not in ("auto", "require", "off"):
             raise ValueError(f"shm must be 'auto', 'require' or 'off', not {shm!r}")
@@ -131,7 +136,8 @@ class Connection:
         self.setup_failure: str | None = None  # "AUTH", "SELECT" or "HELLO"
         self.last_transport = "socket"  # what carried the last command: "shm" or "socket"
         self._on_setup_error = on_setup_error
-        self._socket: SocketTransport | None = SocketTransport(host, port, unix_socket, timeout)
+        self._socket: SocketTransport | None = SocketTransport(host, port, unix_socket, timeout,
+                                                                      connect_timeout)
         self._shm: ShmChannel | None = None
         self._socket_backlog: list[bytes] = []  # state commands to replay on the socket
         self._in_multi = self._watching = False

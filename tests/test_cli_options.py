@@ -117,3 +117,12 @@ def test_askpass_reads_the_password_from_stdin_without_a_terminal(make_server) -
                 Case(["-a", "wrong", "PING"], env={"REDISCLI_AUTH": "s3cret"})]
     differ = differences(env_auth, target=["-s", srv.unix_socket])
     assert not differ, "\n".join(differ)
+
+
+def test_t_bounds_the_connect_only(make_server) -> None:
+    """-t (redis-cli 7.4) is a connect timeout: a longer BLPOP still gets its reply."""
+    srv = make_server("redis")
+    for shm in ("auto", "off"):
+        ours = run_tool(SHMCLI, ["--shm", shm, "-t", "0.2", "-s", srv.unix_socket,
+                                 "BLPOP", "nothing", "0.6"])
+        assert (ours.stdout, ours.stderr, ours.returncode) == (b"\n", b"", 0)
