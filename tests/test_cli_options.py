@@ -126,3 +126,23 @@ def test_t_bounds_the_connect_only(make_server) -> None:
         ours = run_tool(SHMCLI, ["--shm", shm, "-t", "0.2", "-s", srv.unix_socket,
                                  "BLPOP", "nothing", "0.6"])
         assert (ours.stdout, ours.stderr, ours.returncode) == (b"\n", b"", 0)
+
+
+def test_connection_flags_match_redis_cli(make_server) -> None:
+    srv = make_server("redis", config={"requirepass": "dpw"})
+    with srv.admin() as conn:
+        conn.execute_many([("ACL", "SETUSER", "alice", "on", ">apw", "~*", "+@all"),
+                           ("SELECT", "2"), ("SET", "in2", "two"), ("HSET", "h2", "f", "v")])
+    uri = f"redis://alice:apw@127.0.0.1:{srv.port}/2"
+    argvs = [["--user", "alice", "--pass", "apw", "ACL", "WHOAMI"],
+             ["--user", "alice", "-a", "bad", "ACL", "WHOAMI"],
+             ["--user", "alice", "ACL", "WHOAMI"],
+             ["-a", "dpw", "-n", "2", "GET", "in2"], ["-a", "dpw", "-n", "99", "PING"],
+             ["-a", "bad", "-n", "2", "-3", "PING"], ["-a", "dpw", "-n", "2", "-3", "HGETALL", "h2"],
+             ["-a", "dpw", "-n", "2", "--json", "HGETALL", "h2"],
+             ["-a", "dpw", "-n", "2", "-2", "--json", "HGETALL", "h2"],
+             ["--no-auth-warning", "-u", uri, "ACL", "WHOAMI"], ["-u", uri, "GET", "in2"]]
+    for shm in ("auto", "off"):
+        differ = differences([Case(argv) for argv in argvs], target=["-p", str(srv.port)],
+                             shm=shm)
+        assert not differ, "\n".join(differ)
