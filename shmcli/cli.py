@@ -69,6 +69,9 @@ def run(opts: Options) -> int:
                            opts.reply_delimiter,
                            terminal if opts.show_pushes is None else opts.show_pushes)
     connector = Connector(opts)
+    if opts.latency_compare:  # ours: opens its own connections, one per transport
+        from .latency import run_latency_compare
+        return run_latency_compare(opts, printer.mode)
     special = special_mode(opts, printer)
     if special is not None:
         conn = connect_or_exit(connector)
@@ -76,6 +79,9 @@ def run(opts: Options) -> int:
             return 1
         with conn:
             return special(conn)
+    if opts.intrinsic_latency is not None:  # needs no server
+        from .latency import run_intrinsic_latency
+        return run_intrinsic_latency(opts.intrinsic_latency)
     if not opts.command and opts.eval_file is None:
         if sys.stdin.isatty():
             print("shmcli: the interactive shell is not available yet", file=sys.stderr)
@@ -110,8 +116,12 @@ def ask_password() -> str:
 
 def special_mode(opts: Options, printer: ReplyPrinter) -> Callable[[Connection], int] | None:
     """The first special mode asked for, in redis-cli's order."""
-    if opts.latency or opts.latency_dist:
-        return not_yet("--latency" if opts.latency else "--latency-dist")
+    if opts.latency:
+        from .latency import run_latency
+        return lambda conn: run_latency(conn, opts, printer.mode)
+    if opts.latency_dist:
+        from .latency import run_latency_dist
+        return lambda conn: run_latency_dist(conn, opts, printer.mode)
     if opts.pipe:
         from .pipe_mode import run_pipe
         return lambda conn: run_pipe(conn, sys.stdin.buffer, opts.pipe_timeout)
@@ -127,16 +137,7 @@ def special_mode(opts: Options, printer: ReplyPrinter) -> Callable[[Connection],
         from .keyspace_tools import run_scan
         return lambda conn: run_scan(conn, opts.pattern, opts.count, opts.interval,
                                      printer.mode)
-    if opts.intrinsic_latency is not None:
-        return not_yet("--intrinsic-latency")
     return None
-
-
-def not_yet(flag: str) -> Callable[[Connection], int]:
-    def refuse(conn: Connection) -> int:
-        print(f"shmcli: {flag} is not available yet", file=sys.stderr)
-        return 1
-    return refuse
 
 
 def connect_or_exit(connector: Connector) -> Connection | None:

@@ -14,7 +14,8 @@ argparse:
   or `-p` overrides them and an earlier one is overridden;
 - `--help` (or a lone trailing `-h`) and `-v`/`--version` act at once.
 
-Our own options (`--shm`, `--module-path`, `--verbose`) never clash with
+Our own options (`--shm`, `--module-path`, `--verbose`, `--latency-compare`)
+never clash with
 redis-cli's.  Parsing does no I/O: the caller prints `warnings`, and the
 exceptions carry the text and exit code redis-cli would produce.
 """
@@ -77,6 +78,8 @@ class Options:
     latency_dist: bool = False
     mono: bool = False
     intrinsic_latency: int | None = None
+    latency_percentiles: bool = False  # redis-cli's coming flag (redis/redis#15352)
+    latency_compare: bool = False  # ours: shm vs unix socket vs TCP, interleaved
     pipe: bool = False
     pipe_timeout: int = 30
     bigkeys: bool = False
@@ -182,6 +185,8 @@ FLAGS: dict[str, Callable[[Options], None]] = {
     "--latency-history": lambda o: (_set("latency", True)(o), _set("latency_history", True)(o)),
     "--latency-dist": _set("latency_dist", True),
     "--mono": _set("mono", True),
+    "--latency-percentiles": _set("latency_percentiles", True),
+    "--latency-compare": _set("latency_compare", True),
     "--pipe": _set("pipe", True),
     "--bigkeys": _set("bigkeys", True),
     "--memkeys": lambda o: (_set("memkeys", True)(o), _set("memkeys_samples", None)(o)),

@@ -69,6 +69,17 @@ Output
   -D <delimiter>     Between raw replies (default \\n).
   --show-pushes <yn> Print RESP3 push messages (default: yes on a terminal).
 
+Latency
+  --latency          PING round trips 10 ms apart: min, max and avg in ms, timed
+                     to the microsecond. Live on a terminal until Ctrl-C;
+                     otherwise one line after -i seconds (default 1).
+  --latency-history  Like --latency, in windows of -i seconds (default 15).
+  --latency-dist     A latency spectrum every -i seconds (default 1), with
+                     buckets below 10 us; needs 256 colours (--mono: grey).
+  --latency-percentiles  Also print p50, p99 and p99.9.
+  --intrinsic-latency <sec>  Measure this machine's own scheduling latency for
+                     <sec> seconds (no server needed).
+
 Special modes
   --pipe             Send raw Redis protocol (or inline commands) from stdin.
   --pipe-timeout <n> In --pipe mode, give up when no reply came <n> seconds
@@ -85,6 +96,8 @@ Special modes
 shmcli's own options
   --shm auto|require|off  Use shared memory when the server offers it (auto,
                      the default), insist on it (require), or never (off).
+  --latency-compare  The same latency probe over shared memory, the unix socket
+                     and TCP, interleaved: a table and a bar chart (--json too).
   --module-path      Print the path of the bundled Redis module and exit.
   --verbose          Also tell, on stderr, which transport carried a command.
 
