@@ -138,7 +138,8 @@ def test_connection_flags_match_redis_cli(make_server) -> None:
              ["--user", "alice", "-a", "bad", "ACL", "WHOAMI"],
              ["--user", "alice", "ACL", "WHOAMI"],
              ["-a", "dpw", "-n", "2", "GET", "in2"], ["-a", "dpw", "-n", "99", "PING"],
-             ["-a", "bad", "-n", "2", "-3", "PING"], ["-a", "dpw", "-n", "2", "-3", "HGETALL", "h2"],
+             ["-a", "bad", "-n", "2", "-3", "PING"],
+             ["-a", "dpw", "-n", "2", "-3", "HGETALL", "h2"],
              ["-a", "dpw", "-n", "2", "--json", "HGETALL", "h2"],
              ["-a", "dpw", "-n", "2", "-2", "--json", "HGETALL", "h2"],
              ["--no-auth-warning", "-u", uri, "ACL", "WHOAMI"], ["-u", uri, "GET", "in2"]]
