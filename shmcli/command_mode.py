@@ -10,6 +10,7 @@ stdin mode (one command per line).  What it reproduces from redis-cli 7.0:
 - SUBSCRIBE / PSUBSCRIBE / SSUBSCRIBE and MONITOR stream their messages
   until the connection ends or an error reply comes (the caller's Ctrl-C);
 - SHUTDOWN: the server closing the connection is its success;
+- `help` and `?` are answered locally, from the server's COMMAND DOCS;
 - RESP3 pushes that arrive ahead of a reply are printed first when
   --show-pushes is on, and dropped otherwise.
 """
@@ -18,10 +19,12 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .connection import Connection
 from .output import forces_raw, format_push, format_reply
+from .repl.command_docs import CommandTableCache
+from .repl.help import help_text
 from .resp import Error, Reply
 
 _SUBSCRIBE = (b"subscribe", b"psubscribe", b"ssubscribe")
@@ -66,11 +69,16 @@ class CommandRunner:
     printer: ReplyPrinter
     interval: float = 0.0
     exit_on_error: bool = False  # -e; never set in the stdin mode
+    docs: CommandTableCache = field(default_factory=CommandTableCache)
 
     def run(self, argv: list[bytes], repeat: int = 1) -> None:
         """Run argv `repeat` times.  ConnectionError propagates, except after
         SHUTDOWN; ErrorReplyExit is raised for -e."""
         name = argv[0].lower()
+        if name in (b"help", b"?"):  # answered by the client, from COMMAND DOCS
+            topic = [word.decode(errors="replace") for word in argv[1:]]
+            self.printer.write(help_text(self.docs.get(self.conn), topic).encode())
+            return
         raw = forces_raw(argv)
         done = 0
         while repeat < 0 or done < repeat:

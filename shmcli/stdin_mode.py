@@ -24,6 +24,7 @@ from typing import BinaryIO
 from .cli_connect import Connector
 from .command_mode import CommandRunner, ReplyPrinter
 from .connection import Connection
+from .repl.command_docs import CommandTableCache
 from .splitargs import split_args
 from .uri import atoi
 
@@ -51,6 +52,7 @@ class StdinSession:
         self.printer = printer
         self.interval = interval
         self.conn = conn
+        self.docs = CommandTableCache()
 
     def run(self, source: BinaryIO) -> int:
         for raw_line in source:
@@ -107,7 +109,7 @@ class StdinSession:
             if self.conn is None:
                 return
         start = time.monotonic()
-        runner = CommandRunner(self.conn, self.printer, self.interval)
+        runner = CommandRunner(self.conn, self.printer, self.interval, docs=self.docs)
         try:
             runner.run(argv, repeat)
         except ConnectionError as exc:

@@ -116,3 +116,20 @@ def test_server_gone_mid_stream_reconnects_per_command(make_server) -> None:
     assert (ours.stdout, ours.stderr, ours.returncode) == \
         (theirs.stdout, theirs.stderr, theirs.returncode)
     assert ours.stdout == b"PONG\n" and ours.stderr.count(b"Could not connect") == 2
+
+
+def test_help_matches_redis_cli_apart_from_the_version_line(make_server) -> None:
+    """help, help <command>, help <command> <subcommand>, help @group, ? and an
+    unknown topic, from the server's COMMAND DOCS (module commands included)."""
+    srv = make_server("redis")
+    lines = (b"help set\nhelp @hyperloglog\nhelp config\nhelp CONFIG get\nhelp nosuch\n"
+             b"? get\nhelp @string\nhelp\n")
+    theirs = run_tool(REDIS_CLI, ["-s", srv.unix_socket], lines)
+    ours = run_tool(SHMCLI, ["-s", srv.unix_socket], lines)
+    assert ours.stdout.replace(b"shmcli 0.1.0\n", b"redis-cli 7.0.15\n") == theirs.stdout
+    assert b"\x1b[1mSET\x1b[0m" in ours.stdout
+    # A module command without docs: redis-cli prints "(null)" as its summary.
+    module = run_tool(SHMCLI, ["-s", srv.unix_socket], b"help shm.handshake\n").stdout
+    assert b"\x1b[1mSHM.HANDSHAKE\x1b[0m" in module and b"(null)" not in module
+    one_shot = run_tool(SHMCLI, ["-s", srv.unix_socket, "help", "get"])
+    assert one_shot.stdout == run_tool(REDIS_CLI, ["-s", srv.unix_socket, "help", "get"]).stdout
