@@ -44,6 +44,8 @@ _SUBSCRIBE = frozenset({b"subscribe", b"psubscribe", b"ssubscribe"})
 _UNSUBSCRIBE = frozenset({b"unsubscribe", b"punsubscribe", b"sunsubscribe"})
 # Start socket-only state: sent over the socket without asking the module.
 _SOCKET_ONLY = frozenset({b"multi", b"watch", b"monitor"})
+# Commands that run at once inside MULTI instead of being queued.
+_RUN_IN_MULTI = frozenset({b"exec", b"discard", b"multi", b"reset", b"quit", b"watch"})
 # Commands whose replies change what the connection tracks (not the hot path).
 _ROUTED = (_STATE_COMMANDS | _SUBSCRIBE | _UNSUBSCRIBE | _SOCKET_ONLY
            | {b"exec", b"discard", b"unwatch", b"client", b"quit"})
@@ -140,7 +142,11 @@ class Connection:
                                                                       connect_timeout)
         self._shm: ShmChannel | None = None
         self._socket_backlog: list[bytes] = []  # state commands to replay on the socket
+        self._shm_backlog: list[bytes] = []  # ... and those that ran on the socket, for shm
         self._in_multi = self._watching = False
+        # State commands queued in MULTI: (position in the transaction, request).
+        self._queued_state: list[tuple[int, bytes]] = []
+        self._queued = 0
         self._subscribed = False
         self._tracking = False  # invalidations are tracked on the socket's client only
         self._pushes: deque[Reply] = deque()  # RESP3 pushes read while awaiting a reply
@@ -212,7 +218,7 @@ class Connection:
     def execute(self, *args: Arg) -> Reply:
         """Run one command and return its typed reply (errors are values)."""
         shm = self._shm
-        if shm is not None and not self._pinned:
+        if shm is not None and not self._pinned and not self._shm_backlog:
             name = _name(args[0])
             if name not in _ROUTED:  # the hot path: one round trip, nothing to track
                 request = encode_command(*args)
@@ -322,6 +328,7 @@ class Connection:
             end += 1
         shm = self._shm
         self.last_transport = "shm"
+        self._sync_shm(shm)
         if end - start == 1:
             raw = [self._shm_call(shm, batch[start][1])]
         else:
@@ -389,23 +396,42 @@ class Connection:
         for request in backlog:
             self._socket_execute(request)
 
+    def _sync_shm(self, shm: ShmChannel) -> None:
+        """Replay state commands that ran on the socket (while pinned to it, or
+        inside a transaction) so the shared-memory session agrees."""
+        backlog, self._shm_backlog = self._shm_backlog, []
+        for request in backlog:
+            self._shm_call(shm, request)
+
     def _note_state(self, name: bytes, request: bytes, reply: Reply, via_shm: bool) -> None:
+        if self._in_multi and name not in _RUN_IN_MULTI \
+                and not isinstance(reply, Error):  # queued: takes effect at EXEC, if ever
+            if name in _STATE_COMMANDS:
+                self._queued_state.append((self._queued, request))
+            self._queued += 1
+            return
         if isinstance(reply, Error):
             # A failed HELLO may have applied some options (Redis applies them
             # in order); the same HELLO on the socket has the same effects.
-            if via_shm and name == b"hello":
-                self._socket_backlog.append(request)
+            if name == b"hello":
+                self._state_changed(name, request, via_shm, apply=False)
             return
         if name in _STATE_COMMANDS:
-            if via_shm:
-                self._socket_backlog.append(request)
-            self._apply_state(name, request)
+            self._state_changed(name, request, via_shm)
         elif name == b"multi":
             self._in_multi = True
+            self._queued_state, self._queued = [], 0
         elif name == b"watch":
             self._watching = True
         elif name in (b"exec", b"discard"):
+            queued, self._queued_state = self._queued_state, []
             self._in_multi = self._watching = False
+            if name == b"exec" and isinstance(reply, Array):
+                for position, queued_request in queued:
+                    if position < len(reply.items) and not isinstance(reply.items[position],
+                                                                       Error):
+                        self._state_changed(_name(self._words(queued_request)[0]),
+                                            queued_request, via_shm=False)
         elif name == b"unwatch":
             self._watching = False
         elif name in _SUBSCRIBE:
@@ -419,6 +445,16 @@ class Connection:
                 self._tracking = words[2].lower() == b"on"
         elif name == b"quit":
             self.close()
+
+    def _state_changed(self, name: bytes, request: bytes, via_shm: bool,
+                       apply: bool = True) -> None:
+        """A state command took effect on one transport: the other follows."""
+        if via_shm:
+            self._socket_backlog.append(request)
+        elif self._shm is not None:
+            self._shm_backlog.append(request)
+        if apply:
+            self._apply_state(name, request)
 
     @staticmethod
     def _words(request: bytes) -> list[bytes]:

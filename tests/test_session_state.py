@@ -658,3 +658,45 @@ def test_failing_hello_keeps_both_transports_in_step(server, hello: list[Command
     with alice(server):
         via_shm, via_socket = run_both(server, seq)
     assert via_shm == via_socket, diff(seq, via_shm, via_socket)
+
+
+def where_x_landed(srv) -> dict[int, object]:
+    with srv.admin() as admin:
+        found = {}
+        for db in (0, 1, 2, 3):
+            admin.execute("SELECT", db)
+            found[db] = admin.execute("GET", "x")
+        return found
+
+
+@pytest.mark.parametrize("pinning", [
+    [("MULTI",), ("SELECT", "2"), ("EXEC",)],
+    [("WATCH", "w"), ("SELECT", "2"), ("UNWATCH",)],
+    [("CLIENT", "TRACKING", "ON"), ("SELECT", "2"), ("CLIENT", "TRACKING", "OFF")],
+])
+def test_state_changed_on_the_socket_reaches_the_session(server, pinning) -> None:
+    """A SELECT that ran on the socket (transaction, WATCH, tracking) moves the
+    shared-memory session too: the next command over shm lands in db 2."""
+    with server.connect() as conn:
+        assert conn.transport == "shm"
+        conn.execute_many(pinning)
+        assert conn.db == 2
+        assert conn.execute("SET", "x", "1") == Status(b"OK")
+        assert conn.last_transport == "shm"
+    nil = Nil("bulk")
+    assert where_x_landed(server) == {0: nil, 1: nil, 2: Bulk(b"1"), 3: nil}
+
+
+@pytest.mark.parametrize("ending", [("DISCARD",), ("EXEC",)])
+def test_a_select_queued_in_a_failed_or_discarded_transaction_changes_nothing(server,
+                                                                              ending) -> None:
+    with server.connect() as conn:
+        conn.execute_many([("SET", "watched", "a"), ("WATCH", "watched"), ("MULTI",),
+                           ("SELECT", "2")])
+        assert conn.db == 0  # queued, not done
+        with server.admin() as admin:
+            admin.execute("SET", "watched", "b")  # makes EXEC fail (nil)
+        conn.execute(*ending)
+        assert conn.db == 0
+        conn.execute("SET", "x", "1")
+    assert where_x_landed(server)[0] == Bulk(b"1")
