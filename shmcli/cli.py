@@ -21,7 +21,6 @@ from .command_mode import CommandRunner, ErrorReplyExit, ReplyPrinter
 from .connection import Connection
 from .options import OptionError, Options, ShowAndExit, parse_options
 from .splitargs import unquote
-from .stdin_mode import StdinSession
 from .usage import usage_text, version_text
 
 
@@ -83,11 +82,8 @@ def run(opts: Options) -> int:
         from .latency import run_intrinsic_latency
         return run_intrinsic_latency(opts.intrinsic_latency)
     if not opts.command and opts.eval_file is None:
-        if sys.stdin.isatty():
-            print("shmcli: the interactive shell is not available yet", file=sys.stderr)
-            return 1
-        return StdinSession(connector, printer, opts.interval,
-                            connector.connect()).run(sys.stdin.buffer)
+        from .repl.shell import run_shell
+        return run_shell(connector, printer, opts.interval)
     if opts.eval_file is not None:
         return eval_mode(opts, connector, printer)
     return one_shot(opts, connector, printer)

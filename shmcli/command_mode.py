@@ -70,6 +70,8 @@ class CommandRunner:
     interval: float = 0.0
     exit_on_error: bool = False  # -e; never set in the stdin mode
     docs: CommandTableCache = field(default_factory=CommandTableCache)
+    streaming: bool = False  # inside SUBSCRIBE / MONITOR output
+    round_trip_ns: int | None = None  # of the last execution, for the shell's status
 
     def run(self, argv: list[bytes], repeat: int = 1) -> None:
         """Run argv `repeat` times.  ConnectionError propagates, except after
@@ -85,7 +87,9 @@ class CommandRunner:
             if name in _SUBSCRIBE and self.printer.mode != "raw":
                 self.printer.write(b"Reading messages... (press Ctrl-C to quit)\n")
             try:
+                started = time.perf_counter_ns()
                 reply = self.conn.execute(*argv)
+                self.round_trip_ns = time.perf_counter_ns() - started
             except ConnectionError:
                 if name == b"shutdown":  # the server went away, as asked
                     self.conn.close()
@@ -111,6 +115,7 @@ class CommandRunner:
     def _stream(self, raw: bool) -> None:
         """Messages after SUBSCRIBE or MONITOR, until an error reply or the end
         of the connection (ConnectionError)."""
+        self.streaming = True
         while True:
             reply = self.conn.read_reply()
             self._show(reply, raw, streaming=True)

@@ -215,6 +215,11 @@ class Connection:
     def connected(self) -> bool:
         return self._socket is not None
 
+    @property
+    def in_transaction(self) -> bool:
+        """Between a successful MULTI and its EXEC or DISCARD."""
+        return self._in_multi
+
     def execute(self, *args: Arg) -> Reply:
         """Run one command and return its typed reply (errors are values)."""
         shm = self._shm
@@ -283,6 +288,20 @@ class Connection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def raw_transports(self) -> tuple[ShmChannel | None, socket.socket | None]:
+        """For a bulk sender that writes raw RESP itself (--pipe), with both
+        transports brought in step first: the session that commands outside
+        _ROUTED would use now (None without one, or while pinned to the
+        socket), and the socket (None once closed).  Only commands outside
+        _ROUTED may be sent this way; run the others with execute_many()."""
+        if self._socket is None:
+            return None, None
+        self._sync_socket()
+        shm = None if self._pinned else self._shm
+        if shm is not None:
+            self._sync_shm(shm)
+        return shm, self._socket.sock
 
     # ---- routing ----
 

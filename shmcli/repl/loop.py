@@ -1,0 +1,235 @@
+"""The command loop shared by the interactive shell and the stdin mode.
+
+redis-cli runs one loop for both (its REPL, with or without a terminal), and
+so does shmcli.  Per line, as redis-cli 7.0 does:
+- the line is split like an interactive line (splitargs); bad quoting prints
+  "Invalid argument(s)" on stdout and the loop goes on;
+- blank lines are skipped; a leading number repeats the command ("3 incr n");
+- quit and exit stop; ":set ..." preferences, connect, clear and restart are
+  handled by the client, help by command_mode;
+- errors never stop the loop and the exit status is 0, even when the server
+  cannot be reached: each command then tries to connect again;
+- in the human format a command that took 0.5 s or more is followed by its
+  duration, "(0.60s)".
+
+Unlike redis-cli 7.0, a reconnect restores the whole session: the selected
+db, the protocol, the user a typed AUTH or HELLO logged in as, and the client
+name (redis-cli comes back on db 0 while its prompt still shows [n]).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..cli_connect import Connector
+from ..command_mode import CommandRunner, ReplyPrinter
+from ..connection import Connection
+from ..splitargs import split_args
+from ..uri import atoi
+from .command_docs import CommandTableCache
+
+_NUMBER = re.compile(rb"[ \t\n\r\v\f]*[+-]?\d+")
+LONG_MAX = 2**63 - 1
+CLEAR_SCREEN = b"\x1b[H\x1b[2J"
+
+
+def repeat_prefix(word: bytes) -> int | None:
+    """strtol over the whole word, as redis-cli reads "N command": the
+    number, or None when the word is not one (then it is the command).
+    Out-of-range numbers and the empty word read as 0, which is refused."""
+    if word == b"":
+        return 0
+    if _NUMBER.fullmatch(word) is None:
+        return None
+    value = int(word)
+    return value if abs(value) <= LONG_MAX else 0
+
+
+@dataclass
+class Credentials:
+    """What a typed AUTH / HELLO AUTH / CLIENT SETNAME established."""
+
+    user: str | None = None
+    password: str | None = None
+    name: bytes | None = None
+
+
+def typed_login(argv: list[bytes]) -> tuple[str | None, str] | None:
+    """(user, password) of an AUTH or HELLO ... AUTH command line."""
+    words = [w.decode(errors="surrogateescape") for w in argv]
+    name = words[0].lower()
+    if name == "auth" and len(words) in (2, 3):
+        return (words[1], words[2]) if len(words) == 3 else (None, words[1])
+    if name == "hello":
+        for i, word in enumerate(words[2:], start=2):
+            if word.lower() == "auth" and i + 2 < len(words):
+                return words[i + 1], words[i + 2]
+    return None
+
+
+def typed_name(argv: list[bytes]) -> bytes | None:
+    if len(argv) == 3 and argv[0].lower() == b"client" and argv[1].lower() == b"setname":
+        return argv[2]
+    if argv[0].lower() == b"hello":
+        for i, word in enumerate(argv[2:], start=2):
+            if word.lower() == b"setname" and i + 1 < len(argv):
+                return argv[i + 1]
+    return None
+
+
+class CommandLoop:
+    """Runs lines; `read_line(prompt)` gives the next one (None at the end)."""
+
+    def __init__(self, connector: Connector, printer: ReplyPrinter, interval: float,
+                 conn: Connection | None) -> None:
+        self.connector = connector
+        self.printer = printer
+        self.interval = interval
+        self.conn = conn
+        self.docs = CommandTableCache()
+        self.credentials = Credentials()
+        self.hints = True
+        self.interactive = False  # a terminal: history, prompt (set by the shell)
+        self.last_rtt_us: float | None = None
+        self.on_line: Callable[[bytes, list[bytes] | None], None] | None = None  # history
+
+    # ---- the prompt ----
+
+    @property
+    def prompt(self) -> str:
+        """redis-cli's prompt: host:port or "redis <socket>", [db], (TX)."""
+        if self.conn is None or not self.conn.connected:
+            return "not connected> "
+        opts = self.connector.opts
+        if opts.socket:
+            where = f"redis {opts.socket}"
+        else:
+            where = f"[{opts.host}]:{opts.port}" if ":" in opts.host else \
+                f"{opts.host}:{opts.port}"
+        db = f"[{self.conn.db}]" if self.conn.db else ""
+        return f"{where}{db}{'(TX)' if self.conn.in_transaction else ''}> "
+
+    # ---- the loop ----
+
+    def run(self, read_line: Callable[[str], bytes | None]) -> int:
+        try:
+            while (line := read_line(self.prompt)) is not None:
+                if line and self.line(line):
+                    break
+        finally:
+            if self.conn is not None:
+                self.conn.close()
+        return 0
+
+    def line(self, line: bytes) -> bool:
+        """Handle one line; True when it asks to stop."""
+        argv = split_args(line)
+        if argv is None:
+            self.printer.write(b"Invalid argument(s)\n")
+            self._remember(line, None)
+            return False
+        if not argv:
+            return False
+        repeat = repeat_prefix(argv[0]) if len(argv) > 1 else None
+        if repeat is not None and repeat <= 0:
+            self.printer.write(b"Invalid redis-cli repeat command option value.\n")
+            return False
+        self._remember(line, argv[1:] if repeat else argv)
+        name = argv[0].lower()
+        if name in (b"quit", b"exit"):
+            return True
+        if argv[0].startswith(b":"):
+            self.preference(argv)
+        elif name == b"restart":
+            self.printer.write(b"Use 'restart' only in Lua debugging mode.\n")
+        elif name == b"connect" and len(argv) == 3:
+            self.reconnect(argv[1].decode(errors="surrogateescape"), argv[2])
+        elif name == b"clear" and len(argv) == 1:
+            self.printer.write(CLEAR_SCREEN)
+        else:
+            self.command(argv[1:] if repeat else argv, repeat or 1)
+        return False
+
+    def _remember(self, line: bytes, argv: list[bytes] | None) -> None:
+        if self.on_line is not None:
+            self.on_line(line, argv)
+
+    def preference(self, argv: list[bytes]) -> None:
+        if argv[0].lower() == b":set" and len(argv) >= 2:
+            value = argv[1].lower()
+            if value in (b"hints", b"nohints"):
+                self.hints = value == b"hints"
+            else:
+                self.printer.write(b"unknown redis-cli preference '" + argv[1] + b"'\n")
+        else:
+            self.printer.write(b"unknown redis-cli internal command '" + argv[0] + b"'\n")
+
+    def reconnect(self, host: str, port: bytes) -> None:
+        opts = self.connector.opts
+        opts.host, opts.port = host, atoi(port.decode())
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = self.connector.connect()
+
+    # ---- commands ----
+
+    def command(self, argv: list[bytes], repeat: int) -> None:
+        if self.conn is None or not self.conn.connected:
+            self.conn = self.restore_session()
+            if self.conn is None:
+                return
+        start = time.monotonic()
+        runner = CommandRunner(self.conn, self.printer, self.interval, docs=self.docs)
+        try:
+            runner.run(argv, repeat)
+        except KeyboardInterrupt:
+            if not runner.streaming:
+                raise SystemExit(1) from None  # redis-cli: Ctrl-C in a blocking command
+            self.conn.close()  # Ctrl-C ends SUBSCRIBE / MONITOR: back to the prompt
+            self.conn = self.restore_session()
+        except ConnectionError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            self.conn.close()
+        else:
+            self._track(argv)
+        elapsed = time.monotonic() - start
+        if runner.round_trip_ns is not None:
+            self.last_rtt_us = runner.round_trip_ns / 1000
+        if elapsed >= 0.5 and self.printer.mode == "tty":
+            self.printer.write(b"(%.2fs)\n" % elapsed)
+
+    def _track(self, argv: list[bytes]) -> None:
+        """Remember what a reconnect must restore (only once it succeeded:
+        the Connection knows the user it logged in as)."""
+        conn = self.conn
+        if conn is None:
+            return
+        login = typed_login(argv)
+        if login is not None and conn.username == (login[0] or "default"):
+            self.credentials.user, self.credentials.password = login
+        name = typed_name(argv)
+        if name is not None:
+            self.credentials.name = name
+        if argv[0].lower() == b"reset":
+            self.credentials = Credentials()
+
+    def restore_session(self) -> Connection | None:
+        """Connect again with the state the last connection had."""
+        previous = self.conn
+        opts = self.connector.opts
+        if previous is None:
+            return self.connector.connect()
+        restored = dataclasses.replace(
+            opts, db=previous.db, warnings=[],
+            user=self.credentials.user if self.credentials.password else opts.user,
+            password=self.credentials.password or opts.password,
+            resp3=1 if previous.protocol == 3 else 0, resp2=previous.protocol == 2)
+        conn = Connector(restored).connect()
+        if conn is not None and self.credentials.name is not None:
+            conn.execute("CLIENT", "SETNAME", self.credentials.name)
+        return conn

@@ -1,0 +1,275 @@
+"""The interactive shell, driven through a real pseudo-terminal (pexpect).
+
+prompt_toolkit draws with cursor movements, so expectations match the
+visible text (e.g. the prompt without its trailing space).  The terminal
+has a fixed size and PROMPT_TOOLKIT_NO_CPR=1, so no cursor-position
+requests make the tests flaky.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+from cli_diff import REDIS_CLI, SHMCLI, run_tool
+from servers import Server, free_port
+
+TIMEOUT = 15
+
+
+def spawn(argv: list[str], history: Path | str, term: str = "xterm-256color",
+          extra_env: dict[str, str] | None = None) -> pexpect.spawn:
+    env = {k: v for k, v in os.environ.items() if k not in ("FAKETTY", "REDISCLI_AUTH")}
+    env.update(PROMPT_TOOLKIT_NO_CPR="1", TERM=term, REDISCLI_HISTFILE=str(history),
+               **(extra_env or {}))
+    return pexpect.spawn(sys.executable, ["-m", "shmcli", *argv], env=env,
+                         dimensions=(40, 160), timeout=TIMEOUT, encoding="utf-8",
+                         codec_errors="replace")
+
+
+def finish(child: pexpect.spawn) -> int:
+    """Ctrl-D at the prompt.  A Ctrl-D typed while a command still runs is
+    eaten by the terminal's line discipline, so it is repeated."""
+    for _ in range(TIMEOUT * 4):
+        child.sendcontrol("d")
+        try:
+            child.expect(pexpect.EOF, timeout=0.25)
+            break
+        except pexpect.TIMEOUT:
+            continue
+    child.close()
+    return child.exitstatus
+
+
+@pytest.fixture
+def srv(make_server) -> Server:
+    return make_server("redis")
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> Path:
+    return tmp_path / "history"
+
+
+def test_prompt_tracks_db_and_transaction(srv: Server, history: Path) -> None:
+    child = spawn(["-p", str(srv.port)], history)
+    prompt = f"127.0.0.1:{srv.port}"
+    child.expect_exact(f"{prompt}>")
+    child.sendline("select 3")
+    child.expect_exact(f"{prompt}[3]>")
+    child.sendline("multi")
+    child.expect_exact(f"{prompt}[3](TX)>")
+    child.sendline("select 4")
+    child.expect_exact("QUEUED")
+    child.sendline("exec")
+    child.expect_exact(f"{prompt}[4]>")  # the queued SELECT took effect at EXEC
+    child.sendline("multi")
+    child.expect_exact("(TX)>")
+    child.sendline("discard")
+    child.expect_exact(f"{prompt}[4]>")
+    assert finish(child) == 0
+
+
+def test_unix_socket_prompt_and_not_connected(srv: Server, history: Path) -> None:
+    child = spawn(["-s", srv.unix_socket], history)
+    child.expect_exact(f"redis {srv.unix_socket}>")
+    assert finish(child) == 0
+    child = spawn(["-p", str(free_port())], history)
+    child.expect_exact("Could not connect to Redis at 127.0.0.1:")
+    child.expect_exact("not connected>")
+    child.sendline("ping")
+    child.expect_exact("Could not connect to Redis at")
+    child.expect_exact("not connected>")
+    assert finish(child) == 0
+
+
+def test_replies_use_the_human_format_and_the_toolbar_shows_the_transport(
+        srv: Server, history: Path) -> None:
+    child = spawn(["-s", srv.unix_socket], history)
+    child.sendline("rpush l a b")
+    child.expect_exact("(integer) 2")
+    child.sendline("lrange l 0 -1")
+    child.expect_exact('1) "a"')
+    child.expect_exact('2) "b"')
+    child.expect(r"shm · last [\d,]+ µs")
+    child.sendline("blpop nothing 0.01")
+    child.expect(r"socket · last [\d,]+ µs")  # blocking commands go over the socket
+    assert finish(child) == 0
+
+
+def test_hint_and_completion_from_command_docs(srv: Server, history: Path) -> None:
+    child = spawn(["-s", srv.unix_socket], history)
+    child.expect_exact(">")
+    child.send("set k v ")
+    child.expect_exact("[NX|XX] [GET] [EX seconds|PX milliseconds")
+    child.sendcontrol("u")
+    child.send("hge\t")
+    child.expect_exact("HGET")
+    child.sendcontrol("u")
+    child.send("config ge\t")
+    child.expect_exact("GET")
+    child.sendcontrol("u")
+    child.send("shm.hand\t")  # module commands come from COMMAND DOCS too
+    child.expect_exact("SHM.HANDSHAKE")
+    child.sendcontrol("u")
+    assert finish(child) == 0
+
+
+def test_keys_complete_from_a_background_scan(srv: Server, history: Path) -> None:
+    with srv.admin() as conn:
+        conn.execute_many([("SET", "user:alpha", "1"), ("SET", "user:beta", "2")])
+    child = spawn(["-s", srv.unix_socket], history)
+    child.expect_exact(">")
+    child.send("get user:al")
+    deadline = time.monotonic() + TIMEOUT
+    while True:  # the first Tab starts the scan; completion appears once it is done
+        child.send("\t")
+        try:
+            child.expect_exact("pha", timeout=0.5)  # only the new characters are drawn
+            break
+        except pexpect.TIMEOUT:
+            assert time.monotonic() < deadline, "key never completed"
+    child.sendline("")
+    child.expect_exact('"1"')
+    assert finish(child) == 0
+
+
+def test_history_file_rules(srv: Server, history: Path) -> None:
+    child = spawn(["-s", srv.unix_socket], history)
+    for line in ("set a 1", "set a 1", "auth nobody wrong", "get a", 'get "bad',
+                 "config set requirepass x", "0 ping"):
+        child.sendline(line)
+        child.expect_exact(">")
+    assert finish(child) == 0
+    assert history.read_text() == 'set a 1\nget a\nget "bad\n'
+    assert oct(history.stat().st_mode & 0o777) == "0o600"
+    child = spawn(["-s", srv.unix_socket], history)  # loaded again: Up recalls it
+    child.expect_exact(">")
+    child.send("\x1b[A")
+    child.expect_exact('"bad')
+    child.sendcontrol("u")
+    assert finish(child) == 0
+
+
+def test_no_history_file_with_dev_null(srv: Server, tmp_path: Path) -> None:
+    child = spawn(["-s", srv.unix_socket], "/dev/null", extra_env={"HOME": str(tmp_path)})
+    child.sendline("ping")
+    child.expect_exact("PONG")
+    assert finish(child) == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_at_the_prompt_exits_0_and_in_a_blocking_command_exits_1(
+        srv: Server, history: Path) -> None:
+    child = spawn(["-s", srv.unix_socket], history)
+    child.expect_exact(">")
+    child.send("get half-typed")
+    child.sendcontrol("c")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    child = spawn(["-s", srv.unix_socket], history)
+    child.expect_exact(">")
+    child.sendline("blpop nothing 0")
+    time.sleep(0.5)
+    child.sendcontrol("c")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+
+
+def test_subscribe_streams_until_ctrl_c_then_the_prompt_returns(srv: Server,
+                                                                 history: Path) -> None:
+    child = spawn(["-s", srv.unix_socket, "-n", "2"], history)
+    child.sendline("subscribe ch")
+    child.expect_exact("Reading messages... (press Ctrl-C to quit)")
+    child.expect_exact("(integer) 1")
+    with srv.admin() as conn:
+        conn.execute("PUBLISH", "ch", "hello")
+    child.expect_exact('3) "hello"')
+    time.sleep(0.6)  # long enough for the duration line
+    child.sendcontrol("c")
+    child.expect(r"\(\d+\.\d\ds\)")
+    child.expect_exact(f"redis {srv.unix_socket}[2]>")
+    child.sendline("ping")  # a normal connection again, still on db 2
+    child.expect_exact("PONG")
+    assert finish(child) == 0
+
+
+def test_reconnect_restores_db_protocol_user_and_name(make_server, history: Path) -> None:
+    srv = make_server("redis", config={"appendonly": "no"})
+    with srv.admin() as conn:
+        conn.execute("ACL", "SETUSER", "alice", "on", ">pw", "~*", "+@all")
+        conn.execute("CONFIG", "SET", "save", "")
+    child = spawn(["-p", str(srv.port)], history)
+    prompt = f"127.0.0.1:{srv.port}"
+    for line, reply in (("select 6", "OK"), ("hello 3", "proto"), ("auth alice pw", "OK"),
+                        ("client setname mine", "OK")):
+        child.sendline(line)
+        child.expect_exact(reply)
+    child.expect_exact(f"{prompt}[6]>")
+    srv.restart()
+    with srv.admin() as conn:
+        conn.execute("ACL", "SETUSER", "alice", "on", ">pw", "~*", "+@all")
+    child.sendline("set marker 1")  # the old connection is gone: an error, then reconnect
+    child.expect_exact(f"{prompt}")
+    child.sendline("set marker 1")
+    child.expect_exact("OK")
+    child.expect_exact(f"{prompt}[6]>")
+    child.sendline("client info")
+    child.expect(r"name=mine .*db=6 .*user=alice .*resp=3")
+    child.sendline("hset h f v")
+    child.sendline("hgetall h")  # RESP3 really is on: a map
+    child.expect_exact('1# "f" => "v"')
+    assert finish(child) == 0
+    with srv.admin() as conn:
+        assert conn.execute_many([("SELECT", "6"), ("GET", "marker")])[1].data == b"1"
+
+
+def test_term_dumb_prints_a_plain_prompt(srv: Server, history: Path) -> None:
+    child = spawn(["-p", str(srv.port)], history, term="dumb")
+    child.expect_exact(f"127.0.0.1:{srv.port}> ")
+    child.sendline("incr counter")
+    child.expect_exact("(integer) 1")
+    child.expect_exact(f"127.0.0.1:{srv.port}> ")
+    assert finish(child) == 0
+    assert history.read_text() == "incr counter\n"
+
+
+def test_help_in_the_shell(srv: Server, history: Path) -> None:
+    child = spawn(["-s", srv.unix_socket], history)
+    child.sendline("help get")
+    child.expect_exact("summary:")
+    child.expect_exact("Get the value of a key")
+    assert finish(child) == 0
+
+
+# redis-cli's own interactive cases (tests/integration/redis-cli.tcl, 7.0.15):
+# FAKETTY output with commands on a pipe, compared with the real redis-cli.
+PORTED = [
+    b"info\n", b"set key foo\n", b"incr counter\n", b"set key foo\nget key\n",
+    b"rpush list foo\nrpush list bar\nlrange list 0 -1\n",
+    b'set key "bar"\nget key\nset key " bar "\nget key\nset key "\\"bar\\""\nget key\n'
+    b'set key "\\tbar\\t"\nget key\nget ""key\nget "key"x\nset key"" bar\nget key\n',
+]
+
+
+@pytest.mark.parametrize("lines", PORTED)
+def test_redis_cli_interactive_cases(srv: Server, lines: bytes) -> None:
+    runs = []
+    for tool in (REDIS_CLI, SHMCLI):
+        with srv.admin() as conn:
+            conn.execute("FLUSHALL")
+        runs.append(run_tool(tool, ["-s", srv.unix_socket], lines, {"FAKETTY": "1",
+                                                                    "TERM": "dumb"}))
+    theirs, ours = runs
+    if lines == b"info\n":  # INFO differs run to run; both print it raw
+        assert all(re.fullmatch(rb"|#.*|[^#:]+:.*", line.rstrip(b"\r"))
+                   for line in ours.stdout.split(b"\n"))
+        return
+    assert (ours.stdout, ours.returncode) == (theirs.stdout, theirs.returncode)
