@@ -2,6 +2,9 @@
 
 The same C files as the Redis module's channel code: the layout, ring and
 wait/wake logic exist once.  The cdef lists only what shmcli/channel.py uses.
+
+shm_pipe.c (--pipe) includes shm_client.c, whose ring positions its loop
+drives, so it is compiled in shm_client.c's place: see its header comment.
 """
 
 from cffi import FFI
@@ -32,13 +35,42 @@ ffibuilder.cdef(
                         const char **reply, size_t *reply_len, int64_t timeout_ms);
     void *shm_client_region(struct shm_client *c, size_t *size);
     const char *shm_client_strerror(int status);
+
+    #define SHM_PIPE_ROUTED 1
+    #define SHM_PIPE_SOCKET 2
+    #define SHM_PIPE_OK 0
+    #define SHM_PIPE_REFUSED 1
+    #define SHM_PIPE_DONE 2
+    #define SHM_PIPE_AGAIN 3
+    #define SHM_PIPE_BAD_REPLY 4
+    struct shm_pipe_stats {
+        uint64_t replies;
+        uint64_t errors;
+        uint64_t last_reply_ns;
+        int armed;
+        int done;
+    };
+    struct shm_pipe;
+    struct shm_pipe *shm_pipe_new(const char *routed, size_t routed_len, const char *magic);
+    void shm_pipe_free(struct shm_pipe *p);
+    struct shm_pipe_stats *shm_pipe_stats(struct shm_pipe *p);
+    int shm_pipe_feed(struct shm_pipe *p, const char *data, size_t len, int final);
+    size_t shm_pipe_count(struct shm_pipe *p);
+    uint32_t shm_pipe_command(struct shm_pipe *p, size_t i, const char **req, size_t *len);
+    const char *shm_pipe_protocol_error(struct shm_pipe *p);
+    void shm_pipe_tail(struct shm_pipe *p, const char **buf, size_t *len);
+    int shm_pipe_run(struct shm_pipe *p, struct shm_client *c, size_t start, int64_t wait_ms,
+                     size_t *next);
+    size_t shm_pipe_scan(struct shm_pipe *p, const char *buf, size_t len, int *status);
+    void shm_pipe_errors(struct shm_pipe *p, const char **text, size_t *len);
+    void shm_pipe_clear_errors(struct shm_pipe *p);
     """
 )
 ffibuilder.set_source(
     "shmcli._channel",
-    '#include "shm_client.h"\n#include "shm_layout.h"',
-    sources=["native/channel/shm_client.c", "native/channel/shm_ring.c",
-             "native/channel/shm_wait.c"],
+    '#include "shm_client.h"\n#include "shm_layout.h"\n#include "shm_pipe.h"',
+    sources=["native/channel/shm_pipe.c",  # includes shm_client.c
+             "native/channel/shm_ring.c", "native/channel/shm_wait.c"],
     include_dirs=["native/channel"],
     extra_compile_args=["-std=c11", "-O2", "-D_GNU_SOURCE", "-Wall", "-Wextra"],
 )

@@ -2,10 +2,13 @@
 
 All the work (rings, fragmenting, adaptive waiting, liveness checks) happens
 in native/channel/shm_client.c; one round trip is one cffi call.  Errors come
-back as status codes and become exceptions here.
+back as status codes and become exceptions here.  PipeBuffer wraps
+native/channel/shm_pipe.c, the C half of `shmcli --pipe`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from ._channel import ffi, lib
 
@@ -84,6 +87,17 @@ class ShmChannel:
         """Tune the reply wait: spin budget, adaptive cut-off, liveness re-check."""
         lib.shm_client_set_wait(self._client, spin_us * 1000, adapt_us * 1000, liveness_ms)
 
+    def pipe_run(self, pipe: PipeBuffer, start: int, wait_ms: int) -> tuple[int, int]:
+        """Run `pipe`'s split commands from `start` through the session (see
+        PipeBuffer): returns (lib.SHM_PIPE_* status, where the run stopped)."""
+        if self._client is None:
+            raise ChannelClosed("Server closed the connection")
+        nxt = ffi.new("size_t *")
+        rc = lib.shm_pipe_run(pipe.handle, self._client, start, wait_ms, nxt)
+        if rc < 0:
+            self._check(rc)
+        return rc, nxt[0]
+
     def region(self) -> memoryview:
         """The raw shared region (diagnostics and the hostile-client tests)."""
         size = ffi.new("size_t *")
@@ -98,3 +112,85 @@ class ShmChannel:
     def __del__(self) -> None:
         if getattr(self, "_client", None) is not None:
             self.close()
+
+
+class PipeBuffer:
+    """The C side of ``--pipe`` (native/channel/shm_pipe.c): the input split
+    into canonical commands as the server would split it, the reply and error
+    counters, and the scanner that counts replies read from a socket.
+
+    `routed` names the commands (lower case) that the caller runs itself;
+    `magic` is the 20 bytes of the final ECHO that marks the last reply."""
+
+    __slots__ = ("handle", "stats", "_ptr", "_len", "_status")
+
+    def __init__(self, routed: Iterable[bytes], magic: bytes) -> None:
+        if len(magic) != 20:
+            raise ValueError("the magic is 20 bytes")
+        names = b"".join(name + b"\0" for name in routed) + b"\0"
+        handle = lib.shm_pipe_new(names, len(names), magic)
+        if handle == ffi.NULL:
+            raise MemoryError("shm_pipe_new")
+        self.handle = ffi.gc(handle, lib.shm_pipe_free)
+        # replies, errors, last_reply_ns, armed, done: read and updated in place
+        self.stats = lib.shm_pipe_stats(self.handle)
+        self._ptr = ffi.new("const char **")
+        self._len = ffi.new("size_t *")
+        self._status = ffi.new("int *")
+
+    def feed(self, data: bytes, final: bool = False) -> int:
+        """Split what `data` completes; returns how many commands are ready
+        (the previous feed's are forgotten).  final: the input ended."""
+        rc = lib.shm_pipe_feed(self.handle, data, len(data), 1 if final else 0)
+        if rc == lib.SHM_E_NOMEM:
+            raise MemoryError("shm_pipe_feed")
+        if rc != lib.SHM_OK:
+            raise ChannelError(ffi.string(lib.shm_client_strerror(rc)).decode())
+        return int(lib.shm_pipe_count(self.handle))
+
+    def flags(self, index: int) -> int:
+        """lib.SHM_PIPE_ROUTED / SHM_PIPE_SOCKET bits of command `index`."""
+        return int(lib.shm_pipe_command(self.handle, index, self._ptr, self._len))
+
+    def command(self, index: int) -> bytes:
+        """Command `index` of the last feed, as a canonical RESP request."""
+        lib.shm_pipe_command(self.handle, index, self._ptr, self._len)
+        return ffi.unpack(self._ptr[0], self._len[0])
+
+    def commands_from(self, index: int) -> bytes:
+        """Commands `index`.. of the last feed, back to back."""
+        count = int(lib.shm_pipe_count(self.handle))
+        if index >= count:
+            return b""
+        lib.shm_pipe_command(self.handle, index, self._ptr, self._len)
+        first = self._ptr[0]
+        lib.shm_pipe_command(self.handle, count - 1, self._ptr, self._len)
+        return ffi.unpack(first, self._ptr[0] + self._len[0] - first)
+
+    @property
+    def protocol_error(self) -> str | None:
+        """The protocol error the server would answer, without "ERR "."""
+        msg = lib.shm_pipe_protocol_error(self.handle)
+        return None if msg == ffi.NULL else ffi.string(msg).decode("latin-1")
+
+    def tail(self) -> bytes:
+        """The input after the last split command, as it came."""
+        lib.shm_pipe_tail(self.handle, self._ptr, self._len)
+        return ffi.unpack(self._ptr[0], self._len[0])
+
+    def scan(self, data: bytes) -> tuple[int, int]:
+        """Count the socket replies in `data`: (bytes used, lib.SHM_PIPE_*
+        status); the unused rest goes in front of the next data."""
+        used = lib.shm_pipe_scan(self.handle, data, len(data), self._status)
+        if self._status[0] == lib.SHM_E_NOMEM:
+            raise MemoryError("shm_pipe_scan")
+        return int(used), int(self._status[0])
+
+    def take_errors(self) -> bytes:
+        """The error replies' texts since the last call, one per line."""
+        lib.shm_pipe_errors(self.handle, self._ptr, self._len)
+        if self._len[0] == 0:
+            return b""
+        text = ffi.unpack(self._ptr[0], self._len[0])
+        lib.shm_pipe_clear_errors(self.handle)
+        return text

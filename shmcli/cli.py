@@ -67,6 +67,12 @@ def run(opts: Options) -> int:
     printer = ReplyPrinter(opts.output or ("tty" if terminal else "raw"), opts.delimiter,
                            opts.reply_delimiter,
                            terminal if opts.show_pushes is None else opts.show_pushes)
+    if opts.pipe and opts.shm == "auto":
+        # Mass insertion is bound by the server's CPU, and a command costs the
+        # server more through the module (RedisModule_Call) than read from a
+        # socket: measured 0.6-0.7x (bench/pipe_bench.py).  So --pipe takes
+        # the socket unless shared memory is asked for with --shm require.
+        opts.shm = "off"
     connector = Connector(opts)
     if opts.latency_compare:  # ours: opens its own connections, one per transport
         from .latency import run_latency_compare
