@@ -48,8 +48,7 @@ from shmcli.testing import Server  # noqa: E402
 TOOLS = {
     "redis-cli": ["redis-cli"],
     "shmcli shm": [sys.executable, "-m", "shmcli", "--shm", "require"],
-    "shmcli (default: socket)": [sys.executable, "-m", "shmcli"],
-    "shmcli --shm off": [sys.executable, "-m", "shmcli", "--shm", "off"],
+    "shmcli --shm off": [sys.executable, "-m", "shmcli", "--shm", "off"],  # --pipe's default
 }
 EXEC_MODES = ("main-thread", "fast-path")
 
