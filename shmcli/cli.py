@@ -83,7 +83,11 @@ def run(opts: Options) -> int:
         if conn is None:
             return 1
         with conn:
-            return special(conn)
+            try:
+                return special(conn)
+            except ConnectionError as exc:
+                print(f"Error: {exc}", file=sys.stderr)
+                return 1
     if opts.intrinsic_latency is not None:  # needs no server
         from .latency import run_intrinsic_latency
         return run_intrinsic_latency(opts.intrinsic_latency)

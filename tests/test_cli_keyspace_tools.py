@@ -1,0 +1,114 @@
+"""--scan, --bigkeys, --memkeys and --stat against the real redis-cli.
+
+SCAN's order is the server's, so both tools see the same keys in the same
+order on the same data: stdout must match byte for byte, over shared memory
+and with --shm off, on Redis and Valkey.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from cli_diff import Case, differences, run_pair, run_tool
+from servers import Server
+
+DATA = [("RPUSH", "list", "a", "b", "c"), ("SADD", "set", "x", "y"), ("HSET", "hash", "f", "v"),
+        ("ZADD", "zset", "1", "a"), ("SET", "str", "hello"), ("XADD", "stream", "1-1", "f", "v"),
+        ("SET", b"bin\x00key\xff", "v"), ("SET", "key:2", "two"), ("SET", "key:22", "x" * 300),
+        ("RPUSH", "list2", *"abcdefgh"), ("SET", "quote\"key", "q")]
+
+CASES = [["--scan"], ["--scan", "--pattern", "key:*"], ["--scan", "--pattern", "nomatch*"],
+         ["--scan", "--quoted-pattern", '"bin\\x00*"'], ["--scan", "--quoted-pattern", '"*:\\x32"'],
+         ["--scan", "--no-raw"], ["--scan", "--csv"], ["--scan", "-i", "0.01"],
+         ["--bigkeys"], ["--bigkeys", "--pattern", "key:*"],
+         ["--memkeys"], ["--memkeys-samples", "2"], ["--bigkeys", "-n", "5"],
+         ["--bigkeys", "--memkeys"], ["--scan", "-n", "5"], ["--bigkeys", "--pattern", "str"],
+         ["--bigkeys", "--pattern", "*list*"]]  # 0, 1 and more keys: see SUMMARY_ORDER
+
+
+@pytest.fixture
+def data(server: Server) -> Server:
+    with server.admin() as conn:
+        conn.execute_many(DATA)
+    return server
+
+
+@pytest.mark.parametrize("shm", ["auto", "off"])
+def test_keyspace_tools_match_redis_cli(data: Server, shm: str) -> None:
+    if data.flavour == "valkey":  # its SCAN order changes from run to run (rehashing)
+        for argv in CASES:
+            theirs, ours = run_pair(argv, target=["-s", data.unix_socket], shm=shm)
+            assert ours.returncode == theirs.returncode == 0
+            assert sorted(ours.stdout.split(b"\n")) == sorted(theirs.stdout.split(b"\n")) \
+                or "--bigkeys" in argv or "--memkeys" in argv or "--memkeys-samples" in argv
+            assert summary(ours.stdout) == summary(theirs.stdout), argv
+        return
+    differ = differences([Case(argv) for argv in CASES], target=["-s", data.unix_socket],
+                         shm=shm)
+    assert not differ, "\n".join(differ)
+
+
+def summary(out: bytes) -> bytes:
+    """The bigkeys summary (everything for --scan)."""
+    return out.partition(b"-------- summary -------")[2] or b"\n".join(sorted(out.split(b"\n")))
+
+
+def test_count_is_passed_to_scan(data: Server) -> None:
+    """--count is redis-cli 7.2's: the same keys, in smaller SCAN steps."""
+    every = run_tool([sys.executable, "-m", "shmcli"], ["-s", data.unix_socket, "--scan"])
+    small = run_tool([sys.executable, "-m", "shmcli"],
+                     ["-s", data.unix_socket, "--scan", "--count", "1", "--verbose"])
+    assert sorted(small.stdout.split(b"\n")) == sorted(every.stdout.split(b"\n"))
+    assert len(every.stdout.split(b"\n")) == len(DATA) + 1
+
+
+def test_errors_match_redis_cli(make_server) -> None:
+    srv = make_server("redis", config={"requirepass": "pw"})
+    cases = [Case(["--scan"]), Case(["--bigkeys"]), Case(["-a", "wrong", "--scan"]),
+             Case(["-a", "pw", "-n", "99", "--memkeys"]), Case(["-a", "pw", "--stat", "-3", "-2"])]
+    differ = differences(cases, target=["-s", srv.unix_socket])
+    assert not differ, "\n".join(differ)
+
+
+def test_ctrl_c_prints_the_partial_summary(make_server) -> None:
+    srv = make_server("redis")
+    with srv.admin() as conn:
+        conn.execute_many([("SET", f"k{i}", "v") for i in range(5000)])
+    outputs = []
+    for tool in (["stdbuf", "-oL", "redis-cli"], [sys.executable, "-m", "shmcli"]):
+        proc = subprocess.Popen([*tool, "-s", srv.unix_socket, "--bigkeys", "-i", "0.5"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1.5)  # past the first 100 SCAN calls, asleep in -i
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        outputs.append((proc.returncode, out))
+    for returncode, out in outputs:
+        assert returncode == 0
+        assert re.search(rb"-------- summary -------\n\n\[\d\d\.\d\d%\] Sampled \d+ keys", out)
+        assert b"strings with" in out
+
+
+def test_stat_prints_redis_clis_columns(data: Server) -> None:
+    lines = []  # stdbuf: redis-cli's lines would die in its buffer at SIGINT
+    for tool in (["stdbuf", "-oL", "redis-cli"], [sys.executable, "-m", "shmcli"]):
+        proc = subprocess.Popen([*tool, "-s", data.unix_socket, "--stat", "-i", "0.3"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert b"Traceback" not in err
+        lines.append(out.decode().splitlines())
+    theirs, ours = lines
+    assert ours[:2] == theirs[:2] and ours[0].startswith("------- data ------")
+    row = re.compile(r"(\d+) +(\d+(\.\d\d)?[BKMG]) +(\d+) +(\d+) +(\d+) \(\+(\d+)\) +(\d+) *$")
+    for line in ours[2:]:
+        match = row.fullmatch(line)
+        assert match, line
+        assert match.group(1) == str(len(DATA))  # keys: the sum over the dbs
+        assert re.fullmatch(r"\d+ +\S+ +", line[:19]) and len(line) >= 19 + 8 + 8 + 19
+    assert len(ours) >= 4
