@@ -125,6 +125,7 @@ def scan_batches(conn: Connection, pattern: bytes | None, count: int | None,
 def run_scan(conn: Connection, pattern: bytes | None, count: int | None, interval: float,
              output: str) -> int:
     out = sys.stdout.buffer
+    progress = Progress(conn) if sys.stderr.isatty() and not sys.stdout.isatty() else None
     try:
         with Interrupt() as stop:
             for keys in scan_batches(conn, pattern, count, stop):
@@ -132,11 +133,36 @@ def run_scan(conn: Connection, pattern: bytes | None, count: int | None, interva
                     text = repr_bytes(key) if output == "tty" else key.split(b"\0", 1)[0]
                     out.write(text + b"\n")
                 out.flush()
+                if progress is not None:
+                    progress.advance(len(keys))
                 if interval:
                     time.sleep(interval)
     except ToolExit as exc:
         return exc.code
+    finally:
+        if progress is not None:
+            progress.done()
     return 0
+
+
+class Progress:
+    """Keys listed so far, on stderr when it is a terminal and stdout is not
+    (stdout stays byte-identical to redis-cli's)."""
+
+    def __init__(self, conn: Connection) -> None:
+        reply = conn.execute("DBSIZE")
+        self.total = reply.value if isinstance(reply, Integer) else 0
+        self.seen = 0
+
+    def advance(self, keys: int) -> None:
+        self.seen += keys
+        sys.stderr.write(f"\r\x1b[2Kscanned {self.seen} keys of {self.total}")
+        sys.stderr.flush()
+
+    @staticmethod
+    def done() -> None:
+        sys.stderr.write("\r\x1b[2K")
+        sys.stderr.flush()
 
 
 def _dbsize(conn: Connection) -> int:

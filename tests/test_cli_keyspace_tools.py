@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import pexpect
 import pytest
 from cli_diff import Case, differences, run_pair, run_tool
 from servers import Server
@@ -112,3 +113,16 @@ def test_stat_prints_redis_clis_columns(data: Server) -> None:
         assert match.group(1) == str(len(DATA))  # keys: the sum over the dbs
         assert re.fullmatch(r"\d+ +\S+ +", line[:19]) and len(line) >= 19 + 8 + 8 + 19
     assert len(ours) >= 4
+
+
+def test_scan_shows_progress_on_a_terminal_stderr_only(data: Server, tmp_path) -> None:
+    """stdout to a file stays redis-cli's bytes; the terminal on stderr sees
+    how far the scan got."""
+    out = tmp_path / "keys"
+    child = pexpect.spawn("/bin/sh", ["-c", f"{sys.executable} -m shmcli -s "
+                                            f"{data.unix_socket} --scan > {out}"], timeout=30)
+    child.expect(pexpect.EOF)
+    assert b"scanned 11 keys of 11" in child.before
+    plain = run_tool([sys.executable, "-m", "shmcli"], ["-s", data.unix_socket, "--scan"])
+    assert sorted(out.read_bytes().split()) == sorted(plain.stdout.split())  # Valkey's order moves
+    assert plain.stderr == b""
