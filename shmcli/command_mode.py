@@ -57,8 +57,12 @@ class ReplyPrinter:
                 self.write(format_push(push, self.mode, delimiter=self.delimiter,
                                        reply_delimiter=self.reply_delimiter))
 
-    @staticmethod
-    def write(data: bytes) -> None:
+    capture: bytearray | None = None  # set by the shell to page a long reply
+
+    def write(self, data: bytes) -> None:
+        if self.capture is not None:
+            self.capture += data
+            return
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
 

@@ -273,3 +273,39 @@ def test_redis_cli_interactive_cases(srv: Server, lines: bytes) -> None:
                    for line in ours.stdout.split(b"\n"))
         return
     assert (ours.stdout, ours.returncode) == (theirs.stdout, theirs.returncode)
+
+
+def test_long_replies_go_through_the_pager_when_asked(srv: Server, history: Path,
+                                                      tmp_path: Path) -> None:
+    pager = tmp_path / "pager.sh"
+    pager.write_text("#!/bin/sh\necho PAGER-START\ncat\necho PAGER-END\n")
+    pager.chmod(0o755)
+    with srv.admin() as conn:
+        conn.execute("RPUSH", "long", *[f"item-{i}" for i in range(100)])
+    child = spawn(["-s", srv.unix_socket], history, extra_env={"PAGER": str(pager)})
+    child.sendline("lrange long 0 -1")  # off by default, as redis-cli
+    child.expect_exact('100) "item-99"')
+    child.sendline(":set pager")
+    child.sendline("lrange long 0 -1")
+    child.expect_exact("PAGER-START")
+    child.expect_exact('100) "item-99"')
+    child.expect_exact("PAGER-END")
+    child.sendline("ping")  # short replies stay on the terminal
+    child.expect_exact("PONG")
+    assert finish(child) == 0
+
+
+def test_rc_file_preferences(srv: Server, history: Path, tmp_path: Path) -> None:
+    rc = tmp_path / "rc"
+    rc.write_text(":set nohints\n:set bogus\n")
+    child = spawn(["-s", srv.unix_socket], history, extra_env={"REDISCLI_RCFILE": str(rc)})
+    child.expect_exact(".redisclirc: unknown redis-cli preference 'bogus'")
+    child.send("set k v ")
+    with pytest.raises(pexpect.TIMEOUT):
+        child.expect_exact("[NX|XX]", timeout=1)
+    child.sendcontrol("u")
+    child.sendline(":set hints")
+    child.send("set k v ")
+    child.expect_exact("[NX|XX]")
+    child.sendcontrol("u")
+    assert finish(child) == 0

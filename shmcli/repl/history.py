@@ -15,12 +15,18 @@ from pathlib import Path
 MAX_ENTRIES = 100
 
 
-def history_path() -> Path | None:
-    override = os.environ.get("REDISCLI_HISTFILE")
+def dotfile_path(variable: str, name: str) -> Path | None:
+    """redis-cli's rule for its files: $variable, else ~/name; "/dev/null"
+    means none."""
+    override = os.environ.get(variable)
     if override:
         return None if override == "/dev/null" else Path(override)
     home = os.environ.get("HOME")
-    return Path(home) / ".rediscli_history" if home else None
+    return Path(home) / name if home else None
+
+
+def history_path() -> Path | None:
+    return dotfile_path("REDISCLI_HISTFILE", ".rediscli_history")
 
 
 def is_sensitive(argv: list[bytes]) -> bool:

@@ -15,16 +15,21 @@ so does shmcli.  Per line, as redis-cli 7.0 does:
 Unlike redis-cli 7.0, a reconnect restores the whole session: the selected
 db, the protocol, the user a typed AUTH or HELLO logged in as, and the client
 name (redis-cli comes back on db 0 while its prompt still shows [n]).
+With ":set pager" (ours) a reply taller than the terminal goes to $PAGER.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..cli_connect import Connector
 from ..command_mode import CommandRunner, ReplyPrinter
@@ -36,6 +41,24 @@ from .command_docs import CommandTableCache
 _NUMBER = re.compile(rb"[ \t\n\r\v\f]*[+-]?\d+")
 LONG_MAX = 2**63 - 1
 CLEAR_SCREEN = b"\x1b[H\x1b[2J"
+
+
+STREAMING = (b"subscribe", b"psubscribe", b"ssubscribe", b"monitor")
+
+
+def show_paged(printer: ReplyPrinter) -> None:
+    """Write what the printer captured, through $PAGER (default less) when it
+    is taller than the terminal."""
+    data, printer.capture = bytes(printer.capture or b""), None
+    rows = shutil.get_terminal_size().lines
+    if data.count(b"\n") < rows - 1:
+        printer.write(data)
+        return
+    command = os.environ.get("PAGER") or "less -FRSX"
+    try:
+        subprocess.run(command, shell=True, input=data, check=False)
+    except OSError:
+        printer.write(data)
 
 
 def repeat_prefix(word: bytes) -> int | None:
@@ -94,6 +117,7 @@ class CommandLoop:
         self.docs = CommandTableCache()
         self.credentials = Credentials()
         self.hints = True
+        self.pager = False  # ":set pager": replies taller than the terminal go to $PAGER
         self.interactive = False  # a terminal: history, prompt (set by the shell)
         self.last_rtt_us: float | None = None
         self.on_line: Callable[[bytes, list[bytes] | None], None] | None = None  # history
@@ -159,15 +183,31 @@ class CommandLoop:
         if self.on_line is not None:
             self.on_line(line, argv)
 
-    def preference(self, argv: list[bytes]) -> None:
+    def preference(self, argv: list[bytes], where: bytes = b"") -> None:
+        """`:set hints|nohints` (redis-cli's), `:set pager|nopager` (ours);
+        `where` prefixes the messages for lines of the rc file."""
         if argv[0].lower() == b":set" and len(argv) >= 2:
             value = argv[1].lower()
             if value in (b"hints", b"nohints"):
                 self.hints = value == b"hints"
+            elif value in (b"pager", b"nopager"):
+                self.pager = value == b"pager"
             else:
-                self.printer.write(b"unknown redis-cli preference '" + argv[1] + b"'\n")
+                self.printer.write(where + b"unknown redis-cli preference '" + argv[1] + b"'\n")
         else:
-            self.printer.write(b"unknown redis-cli internal command '" + argv[0] + b"'\n")
+            self.printer.write(where + b"unknown redis-cli internal command '" + argv[0]
+                               + b"'\n")
+
+    def load_preferences(self, path: Path | None) -> None:
+        """redis-cli's rc file ($REDISCLI_RCFILE or ~/.redisclirc): ":set" lines."""
+        try:
+            lines = path.read_bytes().splitlines() if path is not None else []
+        except OSError:
+            return
+        for line in lines:
+            argv = split_args(line)
+            if argv:
+                self.preference(argv, b".redisclirc: ")
 
     def reconnect(self, host: str, port: bytes) -> None:
         opts = self.connector.opts
@@ -185,6 +225,9 @@ class CommandLoop:
                 return
         start = time.monotonic()
         runner = CommandRunner(self.conn, self.printer, self.interval, docs=self.docs)
+        paging = self.pager and self.interactive and argv[0].lower() not in STREAMING
+        if paging:
+            self.printer.capture = bytearray()
         try:
             runner.run(argv, repeat)
         except KeyboardInterrupt:
@@ -197,6 +240,9 @@ class CommandLoop:
             self.conn.close()
         else:
             self._track(argv)
+        finally:
+            if paging:
+                show_paged(self.printer)
         elapsed = time.monotonic() - start
         if runner.round_trip_ns is not None:
             self.last_rtt_us = runner.round_trip_ns / 1000

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from ..cli_connect import Connector
 from ..command_mode import ReplyPrinter
 from ..connection import Connection
-from .history import History, history_path
+from .history import History, dotfile_path, history_path
 from .key_scanner import KeyScanner
 from .loop import CommandLoop
 
@@ -37,6 +37,7 @@ def run_shell(connector: Connector, printer: ReplyPrinter, interval: float) -> i
     history = History(history_path())
     loop.on_line = history.add
     loop.interactive = True
+    loop.load_preferences(dotfile_path("REDISCLI_RCFILE", ".redisclirc"))
     if prompted or os.environ.get("TERM", "").lower() in PLAIN_TERMINALS:
         return loop.run(stdin_lines(prompt=True))
     return loop.run(editor_lines(loop, history, connector))
