@@ -223,6 +223,7 @@ def test_reconnect_restores_db_protocol_user_and_name(make_server, history: Path
     child.expect_exact(f"{prompt}[6]>")
     child.sendline("client info")
     child.expect(r"name=mine .*db=6 .*user=alice .*resp=3")
+    child.expect_exact("shm · last")  # the shared-memory session is back too
     child.sendline("hset h f v")
     child.sendline("hgetall h")  # RESP3 really is on: a map
     child.expect_exact('1# "f" => "v"')
@@ -309,3 +310,42 @@ def test_rc_file_preferences(srv: Server, history: Path, tmp_path: Path) -> None
     child.expect_exact("[NX|XX]")
     child.sendcontrol("u")
     assert finish(child) == 0
+
+
+def test_keys_strings_and_commands_are_highlighted(srv: Server, history: Path) -> None:
+    child = spawn(["-s", srv.unix_socket], history)
+    child.expect_exact(">")
+    child.send('set mykey "a value"')
+    # the command in bold blue, the key in cyan, the quoted string in green
+    child.expect_exact("\x1b[0;38;5;75;1mset")
+    child.expect_exact("\x1b[0;38;5;80mmykey")
+    child.expect_exact('\x1b[0;38;5;108m"a')
+    child.sendcontrol("u")
+    assert finish(child) == 0
+
+
+def test_ctrl_r_searches_the_history_and_pastes_run_line_by_line(srv: Server,
+                                                                 history: Path) -> None:
+    history.write_text("set alpha 1\nincr counter\nget alpha\n")
+    child = spawn(["-s", srv.unix_socket], history)
+    child.expect_exact(">")
+    child.sendcontrol("r")
+    child.send("incr")
+    child.expect_exact("(reverse-i-search)`")
+    child.expect_exact("incr': ")  # drawn as the search string grows
+    child.send("\r")  # leaves the search with the line found
+    child.send("\r")
+    child.expect_exact("(integer) 1")
+    child.send("\x1b[200~echo one\r\necho two\r\n\x1b[201~\r")  # a bracketed paste
+    child.expect_exact('"one"')
+    child.expect_exact('"two"')
+    assert finish(child) == 0
+
+
+def test_faketty_with_prompt_prints_prompts_and_keeps_history(srv: Server,
+                                                              history: Path) -> None:
+    run = run_tool(SHMCLI, ["-s", srv.unix_socket], b"set a 1\nget a\n",
+                   {"FAKETTY_WITH_PROMPT": "1", "FAKETTY": "1", "REDISCLI_HISTFILE": str(history)})
+    prompt = f"redis {srv.unix_socket}> ".encode()
+    assert run.stdout == prompt + b"OK\n" + prompt + b'"1"\n' + prompt
+    assert history.read_text() == "set a 1\nget a\n"

@@ -4,7 +4,8 @@
   the keywords of the command's syntax, key names from the background scan,
   and help topics (@groups) after "help";
 - the greyed hint after the cursor (hints.py), off with ":set nohints";
-- highlighting: the command, keywords, quoted strings and numbers;
+- highlighting: the command, keys (where the syntax says "key"), keywords,
+  quoted strings and numbers;
 - a right prompt with the transport and the last command's round trip (a
   bottom toolbar needs cursor-position reports, which not every terminal or
   test harness answers);
@@ -38,6 +39,7 @@ STYLE = Style.from_dict({
     "command": "bold #5fafff",
     "unknown": "#d75f5f",
     "keyword": "#d7af5f",
+    "key": "#5fd7d7",
     "string": "#87af87",
     "number": "#af87d7",
     "rprompt": "#808080",
@@ -87,25 +89,32 @@ class RedisLexer(Lexer):
         names = set(table.command_names())
 
         def line(number: int) -> StyleAndTextTuples:
-            text = document.lines[number]
+            words = document.lines[number].split(" ")
+            doc = table.longest_match([w for w in words if w])
+            # the syntax words that line up with the typed arguments: "key"...
+            syntax = doc.params.replace("[", "").replace("]", "").split() if doc else []
+            skip = len(doc.words) if doc else 1
             out: StyleAndTextTuples = []
-            position = 0
-            for index, word in enumerate(text.split(" ")):
-                if position:
+            typed = 0
+            for index, word in enumerate(words):
+                if index:
                     out.append(("", " "))
-                out.append((self._style(word, index, names), word))
-                position += len(word) + 1
+                role = syntax[typed - skip] if 0 <= typed - skip < len(syntax) else ""
+                out.append((self._style(word, typed, names, role), word))
+                typed += 1 if word else 0
             return out
         return line
 
     @staticmethod
-    def _style(word: str, index: int, names: set[str]) -> str:
+    def _style(word: str, index: int, names: set[str], role: str) -> str:
         if not word:
             return ""
         if index == 0:
             return "class:command" if not names or word.upper() in names else "class:unknown"
         if word[0] in "\"'":
             return "class:string"
+        if role == "key":
+            return "class:key"
         if word.lstrip("-").replace(".", "", 1).isdigit():
             return "class:number"
         if word.isupper():
