@@ -223,6 +223,7 @@ def test_reconnect_restores_db_protocol_user_and_name(make_server, history: Path
     child.expect_exact(f"{prompt}[6]>")
     child.sendline("client info")
     child.expect(r"name=mine .*db=6 .*user=alice .*resp=3")
+    child.sendline("ping")
     child.expect_exact("shm · last")  # the shared-memory session is back too
     child.sendline("hset h f v")
     child.sendline("hgetall h")  # RESP3 really is on: a map
