@@ -71,8 +71,9 @@ Output
 
 Latency
   --latency          PING round trips 10 ms apart: min, max and avg in ms, timed
-                     to the microsecond. Live on a terminal until Ctrl-C;
-                     otherwise one line after -i seconds (default 1).
+                     to the microsecond. Live on a terminal until Ctrl-C, which
+                     prints a summary; otherwise one line after -i seconds
+                     (default 1).
   --latency-history  Like --latency, in windows of -i seconds (default 15).
   --latency-dist     A latency spectrum every -i seconds (default 1), with
                      buckets below 10 us; needs 256 colours (--mono: grey).
@@ -96,8 +97,9 @@ Special modes
 shmcli's own options
   --shm auto|require|off  Use shared memory when the server offers it (auto,
                      the default), insist on it (require), or never (off).
-  --latency-compare  The same latency probe over shared memory, the unix socket
-                     and TCP, interleaved: a table and a bar chart (--json too).
+  --latency-compare  The same PING over shared memory, the unix socket and TCP,
+                     interleaved, 1 ms apart, for -i seconds (default 5): a
+                     table and a bar chart (--csv and --json too).
   --module-path      Print the path of the bundled Redis module and exit.
   --verbose          Also tell, on stderr, which transport carried a command.
 
