@@ -350,3 +350,18 @@ def test_faketty_with_prompt_prints_prompts_and_keeps_history(srv: Server,
     prompt = f"redis {srv.unix_socket}> ".encode()
     assert run.stdout == prompt + b"OK\n" + prompt + b'"1"\n' + prompt
     assert history.read_text() == "set a 1\nget a\n"
+
+
+def test_monitor_streams_until_ctrl_c_then_the_prompt_returns(srv: Server,
+                                                               history: Path) -> None:
+    child = spawn(["-s", srv.unix_socket], history)
+    child.sendline("monitor")
+    child.expect_exact("OK")
+    with srv.admin() as conn:
+        conn.execute("ECHO", "watched")
+    child.expect_exact('"ECHO" "watched"')
+    child.sendcontrol("c")
+    child.expect_exact(f"redis {srv.unix_socket}>")
+    child.sendline("ping")
+    child.expect_exact("PONG")
+    assert finish(child) == 0
