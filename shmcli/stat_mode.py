@@ -16,6 +16,7 @@ import time
 
 from .connection import Connection
 from .resp import Bulk, Error, Verbatim
+from .uri import atoi
 
 HEADER = ("------- data ------ --------------------- load -------------------- - child -\n"
           "keys       mem      clients blocked requests            connections          \n")
@@ -31,15 +32,7 @@ def info_field(info: str, field: str) -> int:
         return LONG_MIN
     value = info[at + len(field) + 1:]
     end = min((i for i in (value.find("\r"), value.find(",")) if i >= 0), default=len(value))
-    digits = value[:end].strip()
-    sign = -1 if digits.startswith("-") else 1
-    digits = digits.lstrip("+-")
-    number = ""
-    for ch in digits:
-        if not ch.isdigit():
-            break
-        number += ch
-    return sign * int(number) if number else 0
+    return atoi(value[:end])
 
 
 def bytes_to_human(n: int) -> str:

@@ -59,13 +59,23 @@ def summary(out: bytes) -> bytes:
     return out.partition(b"-------- summary -------")[2] or b"\n".join(sorted(out.split(b"\n")))
 
 
+def scan_calls(srv: Server) -> int:
+    stats = srv.info("commandstats").get("cmdstat_scan", "calls=0")
+    return int(stats.split(",")[0].split("=")[1])
+
+
 def test_count_is_passed_to_scan(data: Server) -> None:
-    """--count is redis-cli 7.2's: the same keys, in smaller SCAN steps."""
+    """--count is redis-cli 7.2's: the same keys, in smaller SCAN steps (so
+    more SCAN calls: COUNT 1 needs about one per key, the default COUNT 10 one or two)."""
+    before = scan_calls(data)
     every = run_tool([sys.executable, "-m", "shmcli"], ["-s", data.unix_socket, "--scan"])
+    default_calls = scan_calls(data) - before
     small = run_tool([sys.executable, "-m", "shmcli"],
-                     ["-s", data.unix_socket, "--scan", "--count", "1", "--verbose"])
+                     ["-s", data.unix_socket, "--scan", "--count", "1"])
+    count_one_calls = scan_calls(data) - before - default_calls
     assert sorted(small.stdout.split(b"\n")) == sorted(every.stdout.split(b"\n"))
     assert len(every.stdout.split(b"\n")) == len(DATA) + 1
+    assert default_calls <= 2 < len(DATA) // 2 <= count_one_calls
 
 
 def test_errors_match_redis_cli(make_server) -> None:

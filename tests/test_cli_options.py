@@ -55,9 +55,8 @@ def test_uri_then_flags_override_in_order(make_server) -> None:
     """-u fills host and port where it stands: a later -p wins, an earlier one loses."""
     srv = make_server("redis")
     good = f"redis://127.0.0.1:{srv.port}"
-    cases = [Case([*CLOSED, "-u", good, "PING"]), Case(["-u", good, *CLOSED, "PING"]),
-             Case(["-n", "1", "-u", f"{good}/2", "CLIENT", "INFO"], stderr_matters=True)]
-    differ = differences(cases[:2])
+    cases = [Case([*CLOSED, "-u", good, "PING"]), Case(["-u", good, *CLOSED, "PING"])]
+    differ = differences(cases)
     assert not differ, "\n".join(differ)
     ours = run_tool(SHMCLI, ["-n", "1", "-u", f"{good}/2", "CLIENT", "INFO"])
     assert b" db=2 " in ours.stdout

@@ -43,12 +43,6 @@ class KeyScanner:
                                             daemon=True)
             self._thread.start()
 
-    def wait(self, timeout: float) -> None:
-        """For tests: wait for the running scan to finish."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-
     def _scan(self) -> None:
         found: list[str] = []
         try:
