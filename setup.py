@@ -17,8 +17,9 @@ C_FLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE",
 CHANNEL = ["native/channel/shm_ring.c", "native/channel/shm_wait.c"]
 MODULE = CHANNEL + [
     os.path.join("native/module", name)
-    for name in ("shm_module.c", "rm_api.c", "config.c", "session.c", "executor.c",
-                 "command_policy.c", "connection_state.c", "reply_output.c", "resp_request.c",
+    for name in ("shm_module.c", "rm_api.c", "config.c", "session.c", "socket_location.c",
+                 "executor.c", "request_intake.c", "resp_request.c", "command_lookup.c",
+                 "command_policy.c", "command_call.c", "connection_state.c", "reply_output.c",
                  "worker.c")
 ]
 REDIS_MODULE = "shmcli.shm_module"

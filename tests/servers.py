@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from shmcli.resp import NOT_ENOUGH, Map, Reader, encode_command, parse_one
+from shmcli.resp import NOT_ENOUGH, Array, Map, Reader, encode_command, parse_one
 from shmcli.testing import EXEC_MODES, FLAVOURS, Server, free_port
 
-__all__ = ["EXEC_MODES", "FLAVOURS", "RawSocket", "Server", "fd_count", "free_port",
-           "settled_fd_count", "shm_stat", "wait_until"]
+__all__ = ["EXEC_MODES", "FLAVOURS", "RawSocket", "Server", "expected_refusals", "fd_count",
+           "free_port", "refused_by_policy", "settled_fd_count", "shm_stat", "wait_until"]
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
@@ -76,3 +76,41 @@ class RawSocket:
 
     def close(self) -> None:
         self.sock.close()
+
+
+# The module's policy (native/module/command_policy.c), derived from the
+# server's own command table: what a raw session must refuse whatever the
+# server's state.  Commands refused by name, on top of the flags:
+REFUSED_BY_NAME = frozenset({
+    "auth", "hello", "reset", "debug", "module", "shutdown", "failover", "monitor", "multi",
+    "exec", "wait", "sync", "psync", "replconf", "shm.handshake"})
+EMULATED = frozenset({"select", "quit", "client|id", "client|getname", "client|setname"})
+
+
+def refused_by_policy(srv: Server, command: tuple[object, ...]) -> bool:
+    """True when the module must answer -SHMFALLBACK to `command`: unknown,
+    wrong arity, noscript or blocking (as COMMAND INFO says), or by name."""
+    words = [w if isinstance(w, bytes) else str(w).encode() for w in command]
+    with srv.admin() as conn:
+        info = conn.execute("COMMAND", "INFO", words[0])
+        entry = info.items[0] if isinstance(info, Array) else None
+        if isinstance(entry, Array) and len(words) > 1 and isinstance(entry.items[9], Array) \
+                and entry.items[9].items:
+            name = entry.items[0].data.decode().lower()  # type: ignore[union-attr]
+            info = conn.execute("COMMAND", "INFO", f"{name}|".encode() + words[1].lower())
+            entry = info.items[0] if isinstance(info, Array) else None
+    if not isinstance(entry, Array):
+        return True
+    name = entry.items[0].data.decode().lower()  # type: ignore[union-attr]
+    arity = entry.items[1].value  # type: ignore[union-attr]
+    if (arity >= 0 and len(words) != arity) or (arity < 0 and len(words) < -arity):
+        return True
+    if name in EMULATED:
+        return False
+    flags = {f.text.decode() if hasattr(f, "text") else f.data.decode()  # type: ignore[union-attr]
+             for f in entry.items[2].items}  # type: ignore[union-attr]
+    return name in REFUSED_BY_NAME or bool(flags & {"noscript", "blocking"})
+
+
+def expected_refusals(srv: Server, corpus: Sequence[tuple[object, ...]]) -> set[tuple[object, ...]]:
+    return {tuple(cmd) for cmd in corpus if refused_by_policy(srv, tuple(cmd))}

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from servers import RawSocket
+from servers import RawSocket, expected_refusals
 
 from shmcli.channel import ShmChannel
 from shmcli.resp import (
@@ -278,10 +278,6 @@ WRITE_CORPUS: list[Command] = [
 
 # Commands of the corpora that the module refuses (the client then sends them
 # over its socket), with the reason.  Anything else refused is a failure.
-EXPECTED_REFUSALS: set[tuple[object, ...]] = {
-    # unknown subcommand: the ACL check fails, and the socket reports it
-    ("OBJECT", "NOPE"), ("CONFIG", "NOPE"),
-}
 
 # Random or time-dependent replies: compared by shape (types and sizes) only.
 SHAPE_CORPUS: list[Command] = [
@@ -347,11 +343,12 @@ def refused_commands(corpus: Sequence[Command], refused: Sequence[bytes]) -> lis
     return [cmd for cmd in corpus if encode_command(*cmd) in refused]
 
 
-def compare_raw(corpus: Sequence[Command], via_shm: list[bytes], via_socket: list[bytes],
+def compare_raw(server, corpus: Sequence[Command], via_shm: list[bytes], via_socket: list[bytes],
                 refused: list[bytes]) -> None:
     # A refusal is the contract's escape hatch, not a difference; but only the
-    # commands listed in EXPECTED_REFUSALS may use it.
-    assert refused_commands(corpus, refused) == [c for c in corpus if tuple(c) in EXPECTED_REFUSALS]
+    # commands the module's policy refuses (as the server's table says) use it.
+    expected = expected_refusals(server, corpus)
+    assert refused_commands(corpus, refused) == [c for c in corpus if tuple(c) in expected]
     kept = [i for i, cmd in enumerate(corpus) if encode_command(*cmd) not in refused]
     left = [via_shm[i] for i in kept]
     right = [via_socket[i] for i in kept]
@@ -375,7 +372,7 @@ def test_raw_bytes_read_corpus(server, protocol: int) -> None:
         channel.close()
         sock.close()
         control.close()
-    compare_raw(READ_CORPUS, via_shm, via_socket, refused)
+    compare_raw(server, READ_CORPUS, via_shm, via_socket, refused)
     after = shm_counters(server)
     assert after == (before[0] + len(READ_CORPUS) - len(refused), before[1] + len(refused))
 
@@ -387,7 +384,11 @@ def test_raw_bytes_write_corpus(server, protocol: int) -> None:
     before = shm_counters(server)
     refused: list[bytes] = []
     try:
-        via_shm = [call_raw(channel, encode_command(*cmd), refused) for cmd in WRITE_CORPUS]
+        via_shm = []
+        for cmd in WRITE_CORPUS:
+            via_shm.append(call_raw(channel, encode_command(*cmd), refused))
+            if encode_command(*cmd) in refused:  # as the connection layer does
+                control.execute(*cmd)
     finally:
         channel.close()
         control.close()
@@ -399,7 +400,7 @@ def test_raw_bytes_write_corpus(server, protocol: int) -> None:
         via_socket = [sock.call(*cmd) for cmd in WRITE_CORPUS]
     finally:
         sock.close()
-    compare_raw(WRITE_CORPUS, via_shm, via_socket, refused)
+    compare_raw(server, WRITE_CORPUS, via_shm, via_socket, refused)
     assert after == (before[0] + len(WRITE_CORPUS) - len(refused), before[1] + len(refused))
 
 
@@ -413,9 +414,11 @@ RESP3_TYPES = {Status, Error, Integer, Bulk, Array, Map, Set, Double, Boolean, B
                Verbatim, ("Nil", "null")}
 
 
-def expected_counters(before: tuple[int, int], corpus: Sequence[Command]) -> tuple[int, int]:
+def expected_counters(server, before: tuple[int, int],
+                      corpus: Sequence[Command]) -> tuple[int, int]:
     """INFO shm (commands, refused) after running `corpus` one by one."""
-    refusals = sum(1 for cmd in corpus if tuple(cmd) in EXPECTED_REFUSALS)
+    refused = expected_refusals(server, corpus)
+    refusals = sum(1 for cmd in corpus if tuple(cmd) in refused)
     return before[0] + len(corpus) - refusals, before[1] + refusals
 
 
@@ -440,7 +443,7 @@ def test_typed_read_corpus(server, protocol: int) -> None:
     via_socket = run_typed(server, protocol, READ_CORPUS, "off")
     assert via_shm == via_socket, mismatches(READ_CORPUS, via_shm, via_socket)
     # every reply came from shared memory (but the expected refusals)
-    assert after == expected_counters(before, READ_CORPUS)
+    assert after == expected_counters(server, before, READ_CORPUS)
     # the corpus really exercises every reply type of the protocol
     seen: set[type] = set()
     for reply in via_socket:
@@ -461,9 +464,9 @@ def test_typed_read_corpus_pipelined(server, protocol: int) -> None:
     assert via_shm == via_socket, mismatches(READ_CORPUS, via_shm, via_socket)
     # each command executed once over shm; in a pipeline the commands sent
     # after a refusal are skipped (counted as refused) and sent again
-    executed, _ = expected_counters(before, READ_CORPUS)
+    executed, _ = expected_counters(server, before, READ_CORPUS)
     assert after[0] == executed
-    assert after[1] >= before[1] + len(EXPECTED_REFUSALS & set(map(tuple, READ_CORPUS)))
+    assert after[1] >= before[1] + len(expected_refusals(server, READ_CORPUS))
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -475,7 +478,7 @@ def test_typed_write_corpus(server, protocol: int) -> None:
     populate(server)
     via_socket = run_typed(server, protocol, WRITE_CORPUS, "off")
     assert via_shm == via_socket, mismatches(WRITE_CORPUS, via_shm, via_socket)
-    assert after == expected_counters(before, WRITE_CORPUS)
+    assert after == expected_counters(server, before, WRITE_CORPUS)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -544,7 +547,9 @@ def test_big_values_cross_transports(server, size: int) -> None:
         assert shm.execute("STRLEN", "big:a") == sock.execute("STRLEN", "big:a")
         assert shm.transport == "shm"
         after = shm_counters(server)
-        assert after == (before[0] + 5, before[1])
+        # a request over shm.input-limit (64mb by default) is refused to the socket
+        oversize = int(len(encode_command("SET", "big:a", value)) > 64 * MB)
+        assert after == (before[0] + 5 - oversize, before[1] + oversize)
 
 
 def test_big_value_raw_bytes(server) -> None:

@@ -68,9 +68,11 @@ static int set_string(const char *name, RedisModuleString *val, void *priv,
         if (len >= sizeof shm_cfg.socket_path) return reject(err, "socket-path is too long");
         memcpy(shm_cfg.socket_path, s, len);
         shm_cfg.socket_path[len] = '\0';
+    } else if (len == 0) { /* socket-perm "": as the server's own unix socket */
+        shm_cfg.socket_perm = -1;
     } else {
         char buf[8], *end;
-        if (len == 0 || len >= sizeof buf) return reject(err, "socket-perm must be octal, e.g. 770");
+        if (len >= sizeof buf) return reject(err, "socket-perm must be octal, e.g. 770");
         memcpy(buf, s, len);
         buf[len] = '\0';
         long perm = strtol(buf, &end, 8);
@@ -94,7 +96,7 @@ int shm_config_register(RedisModuleCtx *ctx) {
     } numbers[] = {
         {"max-sessions", &shm_cfg.max_sessions, 64, 0, 100000, RM_CONFIG_DEFAULT},
         {"ring-size", &shm_cfg.ring_size, 1 * MB, SHM_RING_MIN, SHM_RING_MAX, RM_CONFIG_MEMORY},
-        {"input-limit", &shm_cfg.input_limit, 1 * GB, 1024, 4 * GB, RM_CONFIG_MEMORY},
+        {"input-limit", &shm_cfg.input_limit, 64 * MB, 1024, 4 * GB, RM_CONFIG_MEMORY},
         {"output-limit", &shm_cfg.output_limit, 1 * GB, 1024, 64 * GB, RM_CONFIG_MEMORY},
         {"batch-max", &shm_cfg.batch_max, 256, 1, 1000000, RM_CONFIG_DEFAULT},
         {"worker-spin-us", &shm_cfg.worker_spin_us, 50, 0, 1000000, RM_CONFIG_DEFAULT},
@@ -107,7 +109,7 @@ int shm_config_register(RedisModuleCtx *ctx) {
     }
     if (RM.RegisterStringConfig(ctx, "socket-path", "", RM_CONFIG_IMMUTABLE, get_string,
                                 set_string, NULL, &socket_path_str) != RM_OK ||
-        RM.RegisterStringConfig(ctx, "socket-perm", "777", RM_CONFIG_IMMUTABLE, get_string,
+        RM.RegisterStringConfig(ctx, "socket-perm", "", RM_CONFIG_IMMUTABLE, get_string,
                                 set_string, NULL, &socket_perm_str) != RM_OK ||
         RM.RegisterEnumConfig(ctx, "exec-mode", SHM_EXEC_MAIN_THREAD, RM_CONFIG_IMMUTABLE,
                               exec_mode_names, exec_mode_values, 2, get_exec_mode,

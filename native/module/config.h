@@ -10,11 +10,11 @@
 enum shm_exec_mode { SHM_EXEC_MAIN_THREAD = 0, SHM_EXEC_FAST_PATH = 1 };
 
 struct shm_config {
-    char socket_path[108];   /* shm.socket-path (immutable); "" = derived from the pid */
-    long long socket_perm;   /* shm.socket-perm, octal like unixsocketperm */
+    char socket_path[108];   /* shm.socket-path (immutable); "": socket_location.c */
+    long long socket_perm;   /* shm.socket-perm, octal; -1 ("") = as the server's socket */
     long long max_sessions;  /* shm.max-sessions */
     long long ring_size;     /* shm.ring-size: bytes per ring, for new sessions */
-    long long input_limit;   /* shm.input-limit: largest request */
+    long long input_limit;   /* shm.input-limit: largest request; larger go to the socket */
     long long output_limit;  /* shm.output-limit: reply bytes a session may leave unread */
     long long batch_max;     /* shm.batch-max: commands per session per pass */
     long long exec_mode;     /* shm.exec-mode (immutable): main-thread | fast-path */

@@ -1,20 +1,23 @@
 /*
  * executor.c - runs sessions' requests and moves their replies into the rings.
  *
- * Commands run through RedisModule_Call on one detached context, as the
- * session's ACL user (SetContextUser + the 'C' flag, the user looked up once
- * per pass and never kept), in the session's db and RESP version, with '!' so
- * writes reach the AOF and replicas.  The reply's raw protocol
- * (CallReplyProto) is what goes into the reply ring, so the client receives
- * the same bytes a socket would have carried.
+ * One request takes the path of DESIGN §5, one step per file:
+ *   copy      request_intake.c   out of the shared ring, once, bounded
+ *   parse     resp_request.c     strict RESP, from the private copy
+ *   resolve   command_lookup.c   the command the server will run
+ *   classify  command_policy.c   run, emulate, or refuse to the socket
+ *   check     here               server state: loading, client pause
+ *   execute   command_call.c     RedisModule_Call as the session's user,
+ *                                with the server's ACL, guards and OOM checks
+ *             connection_state.c the emulated per-connection commands
+ *   reply     reply_output.c     into the reply ring
+ * Nothing after the copy reads the shared region.
  *
- * Per-connection state cannot live on RedisModule_Call's temporary client
- * (it is reset after every call): connection_state.c emulates those
- * commands.  Everything else that cannot behave exactly as on a socket is
- * refused (command_policy.c).
- *
- * A session with pending output (reply_output.c) reads no new request until
- * it has drained.
+ * Commands run on one detached context, as the session's ACL user (looked up
+ * per pass, never kept), in the session's db and RESP version.  The reply's
+ * raw protocol (CallReplyProto) is what goes into the reply ring, so the
+ * client receives the bytes a socket would have carried.  A session with
+ * pending output reads no new request until it has drained.
  */
 #include "executor.h"
 
@@ -23,10 +26,13 @@
 #include <string.h>
 
 #include "../channel/shm_wait.h"
+#include "command_call.h"
+#include "command_lookup.h"
 #include "command_policy.h"
 #include "config.h"
 #include "connection_state.h"
 #include "reply_output.h"
+#include "request_intake.h"
 #include "resp_request.h"
 #include "session.h"
 #include "stats.h"
@@ -58,7 +64,6 @@ static const resp_request_allocator scratch_allocator = {scratch_alloc, scratch_
 
 int shm_executor_init(RedisModuleCtx *ctx) {
     dctx = RM.GetDetachedThreadSafeContext(ctx);
-    shm_state_init(dctx);
     return dctx ? RM_OK : RM_ERR;
 }
 
@@ -77,86 +82,75 @@ static void drop_user(struct pass *p) {
     p->user = NULL;
 }
 
+/* The session runs as the user its control connection had at the
+   handshake, for as long as that connection keeps that user: an AUTH, HELLO
+   AUTH or RESET there ends the session (the client opens a new one), as do
+   CLIENT KILL and ACL DELUSER, which close the connection.  Looked up again
+   every pass and after every write, never kept (the ACL user may be freed). */
 static RedisModuleUser *session_user(struct pass *p, struct shm_session *s) {
-    if (!p->user) {
-        RedisModuleString *name = RM.CreateString(NULL, s->user, strlen(s->user));
-        p->user = RM.GetModuleUserFromUserName(name);
-        RM.FreeString(NULL, name);
+    if (p->user) return p->user;
+    RedisModuleString *now = RM.GetClientUserNameById(dctx, s->control_client_id);
+    if (!now) {
+        shm_session_fail(s, "its connection is gone");
+        return NULL;
     }
+    size_t len;
+    const char *name = RM.StringPtrLen(now, &len);
+    if (len != strlen(s->user) || memcmp(name, s->user, len) != 0)
+        shm_session_fail(s, "its connection changed user");
+    else if (!(p->user = RM.GetModuleUserFromUserName(now)))
+        shm_session_fail(s, "its ACL user no longer exists");
+    RM.FreeString(dctx, now);
     return p->user;
 }
 
-static RedisModuleCallReply *call(struct shm_session *s, RedisModuleUser *user, int resp,
-                                  const char *name, size_t name_len, RedisModuleString **args,
-                                  size_t nargs) {
-    char small[64], *cname = name_len < sizeof small ? small : RM.Alloc(name_len + 1);
-    memcpy(cname, name, name_len);
-    cname[name_len] = '\0';
-    RM.SetContextUser(dctx, user);
-    RM.SelectDb(dctx, s->db);
-    RedisModuleCallReply *r = RM.Call(dctx, cname, resp == 3 ? "v!EC3" : "v!EC", args, nargs);
-    if (cname != small) RM.Free(cname);
-    return r;
+/* The server state that stops a command before it runs, checked after the
+   command's own (lookup, arity: the policy) and before anything executes.
+   The rest (ACL, write guards, OOM) the server checks inside the call. */
+static const char *server_state_refusal(const struct pass *p) {
+    if (p->ctx_flags & RM_CTX_FLAGS_LOADING) return "the server is loading";
+    /* The server's own pause state (CLIENT PAUSE, FAILOVER, a SHUTDOWN
+       waiting for replicas, pauses inside MULTI): a write now would trip
+       its assertion, and a paused socket client would wait. */
+    if (RM.AvoidReplicaTraffic()) return "clients are paused";
+    return NULL;
 }
 
-static void run_request(struct pass *p, struct shm_session *s, const resp_request *q) {
-    if (s->refusing) {
-        shm_reply_refusal(s, "skipped after a refusal");
-        return;
-    }
-    struct shm_verdict v =
-        shm_policy_classify(dctx, (const char *const *)q->argv, q->argvlen, q->argc, p->ctx_flags);
-    int noauth_ok = v.action == SHM_ACT_AUTH || v.action == SHM_ACT_HELLO ||
-                    v.action == SHM_ACT_QUIT || v.action == SHM_ACT_RESET;
-    if (!s->authenticated && !noauth_ok && (v.flags & SHM_CMD_KNOWN)) {
-        shm_reply_text(s, "-NOAUTH Authentication required.\r\n");
-        return;
-    }
-    if (v.action == SHM_ACT_REFUSE) {
-        shm_reply_refusal(s, v.reason);
-        return;
-    }
-    RedisModuleUser *user = session_user(p, s);
-    if (!user) {
-        shm_session_fail(s, "its ACL user no longer exists");
-        return;
-    }
-
+static void execute(struct pass *p, struct shm_session *s, const resp_request *q,
+                    const struct shm_command *cmd, struct shm_verdict v,
+                    RedisModuleUser *user) {
     RedisModuleString *stack_args[STACK_ARGS];
     RedisModuleString **args =
         q->argc <= STACK_ARGS ? stack_args : RM.Alloc(sizeof *args * q->argc);
     for (size_t i = 0; i < q->argc; i++) args[i] = RM.CreateString(NULL, q->argv[i], q->argvlen[i]);
 
-    if ((v.flags & SHM_CMD_KNOWN) && RM.ACLCheckCommandPermissions(user, args, (int)q->argc) != RM_OK) {
-        /* The socket reports denials exactly (text, ACL LOG entry). */
-        shm_reply_refusal(s, "denied by ACL: the socket reports it");
+    int side_effects = v.action == SHM_ACT_CALL && shm_policy_has_side_effects(cmd);
+    if (side_effects && (p->ctx_flags & RM_CTX_FLAGS_AOF)) shm_reply_hold(s);
+    struct shm_call_result r =
+        shm_call(dctx, s, user, v.action == SHM_ACT_CALL ? SHM_CALL_EXECUTE : SHM_CALL_VALIDATE,
+                 args, q->argc);
+    if (r.refusal) {
+        shm_reply_refusal(s, r.refusal);
     } else {
         p->result.executed++;
         shm_stats.commands++;
-        if (shm_policy_has_side_effects(v.flags)) {
-            p->result.side_effects = 1;
-            if (p->ctx_flags & RM_CTX_FLAGS_AOF) shm_reply_hold(s);
-        }
-        RedisModuleCallReply *r = NULL;
-        if (v.action == SHM_ACT_CALL ||
-            (v.action != SHM_ACT_HELLO && v.action != SHM_ACT_RESET && v.action != SHM_ACT_QUIT))
-            r = call(s, user, s->resp, q->argv[0], q->argvlen[0], args + 1, q->argc - 1);
+        p->result.side_effects |= side_effects;
         if (v.action == SHM_ACT_CALL)
-            shm_reply_call(s, r);
-        else if (shm_state_run(s, v.action, q, args, r, p->ctx_flags))
-            drop_user(p); /* the session changed user */
+            shm_reply_call(s, r.reply);
+        else
+            shm_state_run(dctx, s, v.action, q, args, r.reply);
     }
     for (size_t i = 0; i < q->argc; i++) RM.FreeString(NULL, args[i]);
     if (args != stack_args) RM.Free(args);
-    /* ACL DELUSER / ACL LOAD may have freed the user we hold: look it up
-       again after anything that is not a plain read. */
-    if (shm_policy_has_side_effects(v.flags)) drop_user(p);
+    /* A write may have changed the ACL user we hold: look it up again. */
+    if (side_effects) drop_user(p);
 }
 
-static void run_buffer(struct pass *p, struct shm_session *s, const char *buf, size_t len) {
+/* copy (done) -> parse -> resolve and classify -> check -> execute -> reply */
+static void run_request(struct pass *p, struct shm_session *s) {
     resp_request q;
     const char *err = NULL;
-    int rc = resp_request_parse(buf, len, 1024 * 1024, (size_t)shm_cfg.input_limit,
+    int rc = resp_request_parse(s->in, s->in_len, 1024 * 1024, (size_t)shm_cfg.input_limit,
                                 &scratch_allocator, &q, &err);
     if (rc != RESP_REQUEST_OK) {
         char line[160];
@@ -166,23 +160,27 @@ static void run_buffer(struct pass *p, struct shm_session *s, const char *buf, s
         s->closing = "Protocol error"; /* as on a socket: the connection ends after it */
         return;
     }
-    run_request(p, s, &q);
+    if (s->refusing) {
+        shm_reply_refusal(s, "skipped after a refusal");
+        return;
+    }
+    const struct shm_command *cmd =
+        shm_command_lookup(dctx, (const char *const *)q.argv, q.argvlen, q.argc);
+    struct shm_verdict v = shm_policy_classify(cmd, q.argc);
+    const char *refusal = v.action == SHM_ACT_REFUSE ? v.reason : server_state_refusal(p);
+    if (refusal) {
+        shm_reply_refusal(s, refusal);
+        return;
+    }
+    if (v.action == SHM_ACT_QUIT) {
+        shm_state_run(dctx, s, v.action, &q, NULL, NULL);
+        return;
+    }
+    RedisModuleUser *user = session_user(p, s);
+    if (user) execute(p, s, &q, cmd, v, user);
 }
 
 /* ---- passes ---- */
-
-static int append_input(struct shm_session *s, const char *p, uint32_t n) {
-    if (s->in_len + n > (size_t)shm_cfg.input_limit) return -1;
-    if (s->in_len + n > s->in_cap) {
-        size_t cap = s->in_cap ? s->in_cap : 64 * 1024;
-        while (cap < s->in_len + n) cap *= 2;
-        s->in = RM.Realloc(s->in, cap);
-        s->in_cap = cap;
-    }
-    memcpy(s->in + s->in_len, p, n);
-    s->in_len += n;
-    return 0;
-}
 
 static void run_session(struct pass *p, struct shm_session *s) {
     /* Once per pass, not per reply: a head the client moved somewhere
@@ -192,45 +190,29 @@ static void run_session(struct pass *p, struct shm_session *s) {
         return;
     }
     if (s->out_len && !shm_reply_flush(s)) return;
-    int consumed = 0;
+    uint64_t consumed_before = shm_stats.bytes_in;
     for (long long n = 0; n < shm_cfg.batch_max && !s->failed && !s->closing; n++) {
-        uint32_t type, len;
-        const char *payload;
-        int r = shm_ring_peek(&s->req, &type, &payload, &len);
-        if (r == 0) break;
-        if (r < 0) {
-            shm_session_fail(s, "the client corrupted its request ring");
+        const char *why = NULL;
+        enum shm_intake got = shm_intake_next(s, &why);
+        if (got == SHM_INTAKE_NONE) break;
+        if (got == SHM_INTAKE_BROKEN) {
+            shm_session_fail(s, why);
             break;
         }
-        shm_stats.bytes_in += len;
-        consumed = 1;
-        uint32_t kind = SHM_REC_KIND(type);
-        if (kind == SHM_REC_RESUME && !s->in_len) {
+        if (got == SHM_INTAKE_RESUME) {
             s->refusing = 0;
-            shm_ring_consume(&s->req, len);
-        } else if (kind != SHM_REC_REQUEST) {
-            shm_session_fail(s, "the client sent a record out of place");
-        } else if ((type & SHM_REC_MORE) || s->in_len) {
-            if (append_input(s, payload, len) < 0) {
-                shm_session_fail(s, "request over shm.input-limit");
-                break;
-            }
-            shm_ring_consume(&s->req, len);
-            if (type & SHM_REC_MORE) continue;
-            run_buffer(p, s, s->in, s->in_len);
-            s->in_len = 0;
-            if (s->in_cap > 1024 * 1024) { /* do not keep a huge buffer around */
-                RM.Free(s->in);
-                s->in = NULL;
-                s->in_cap = 0;
-            }
+            continue;
+        }
+        if (got == SHM_INTAKE_OVERSIZE) {
+            shm_reply_refusal(s, "request over shm.input-limit");
         } else {
-            run_buffer(p, s, payload, len);
-            shm_ring_consume(&s->req, len);
+            run_request(p, s);
+            shm_intake_done(s);
         }
         if (s->out_len) break; /* the client must read before we go on */
     }
-    if (consumed && atomic_load_explicit(&s->hdr->req.producer_waiting, memory_order_seq_cst))
+    if (shm_stats.bytes_in != consumed_before &&
+        atomic_load_explicit(&s->hdr->req.producer_waiting, memory_order_seq_cst))
         shm_futex_wake(&s->hdr->req.head);
     if (s->closing && !s->out_len) shm_session_fail(s, s->closing);
 }

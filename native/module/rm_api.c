@@ -18,6 +18,26 @@
 
 struct rm_api RM;
 
+#ifdef SHM_SANITIZE
+/* Sanitizer builds (tests/security): the server's allocator (jemalloc) hides
+   our heap from ASan, so the module's own allocations go through libc.  The
+   module never hands its memory to the server to free, nor frees the
+   server's. */
+#include <stdlib.h>
+static void *libc_alloc(size_t n) { return malloc(n); }
+static void *libc_calloc(size_t n, size_t size) { return calloc(n, size); }
+static void *libc_realloc(void *p, size_t n) { return realloc(p, n); }
+static void libc_free(void *p) { free(p); }
+static char *libc_strdup(const char *s) { return strdup(s); }
+static void use_libc_allocator(void) {
+    RM.Alloc = libc_alloc;
+    RM.Calloc = libc_calloc;
+    RM.Realloc = libc_realloc;
+    RM.Free = libc_free;
+    RM.Strdup = libc_strdup;
+}
+#endif
+
 /* The server's lookup function: returns RM_OK and stores the function in
    *ptrptr, or returns RM_ERR and leaves *ptrptr alone. */
 typedef int (*rm_getapi_fn)(const char *name, void *ptrptr);
@@ -99,10 +119,7 @@ static const struct rm_api_entry rm_api_table[] = {
     REQUIRED(ReplyWithNull),
     REQUIRED(ReplyWithCallReply),
     REQUIRED(WrongArity),
-    REQUIRED(RegisterCommandFilter),
-    REQUIRED(UnregisterCommandFilter),
-    REQUIRED(CommandFilterArgsCount),
-    REQUIRED(CommandFilterArgGet),
+    REQUIRED(AvoidReplicaTraffic),
     REQUIRED(MonotonicMicroseconds), /* 7.0 */
     REQUIRED(Milliseconds),
     OPTIONAL(GetServerVersion),      /* informational only, never a feature gate */
@@ -177,6 +194,9 @@ int rm_api_init(RedisModuleCtx *ctx, const char *module_name, int module_version
         return RM_ERR;
     }
 
+#ifdef SHM_SANITIZE
+    use_libc_allocator();
+#endif
     if (RM.IsModuleNameBusy(module_name))
         return RM_ERR;
     RM.SetModuleAttribs(ctx, module_name, module_version, RM_APIVER_1);

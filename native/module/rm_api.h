@@ -26,8 +26,6 @@ typedef struct RedisModuleCallReply RedisModuleCallReply;
 typedef struct RedisModuleUser RedisModuleUser;
 typedef struct RedisModuleBlockedClient RedisModuleBlockedClient;
 typedef struct RedisModuleInfoCtx RedisModuleInfoCtx;
-typedef struct RedisModuleCommandFilterCtx RedisModuleCommandFilterCtx;
-typedef struct RedisModuleCommandFilter RedisModuleCommandFilter;
 
 /* ---- structs whose layout is part of the ABI ---- */
 
@@ -161,9 +159,6 @@ _Static_assert(offsetof(RedisModuleClientInfoV1, db) == 72, "ClientInfoV1 ABI");
 #define RM_SUBEVENT_FLUSHDB_START 0
 #define RM_SUBEVENT_FLUSHDB_END 1
 
-/* ---- command filters ---- */
-#define RM_CMDFILTER_NOSELF (1 << 0) /* skip commands the module itself calls */
-
 /* ---- RedisModuleClientInfoV1 ---- */
 #define RM_CLIENTINFO_VERSION 1
 #define RM_CLIENTINFO_FLAG_SSL (1 << 0)
@@ -199,7 +194,6 @@ typedef int (*rm_config_set_enum_fn)(const char *name, int val, void *privdata,
                                      RedisModuleString **err);
 typedef int (*rm_config_apply_fn)(RedisModuleCtx *ctx, void *privdata, RedisModuleString **err);
 typedef void (*rm_info_fn)(RedisModuleInfoCtx *ictx, int for_crash_report);
-typedef void (*rm_command_filter_fn)(RedisModuleCommandFilterCtx *fctx);
 
 #define RM_PRINTF_(fmt_idx, first_arg) __attribute__((format(printf, fmt_idx, first_arg)))
 
@@ -321,12 +315,8 @@ struct rm_api {
     int (*ReplyWithCallReply)(RedisModuleCtx *ctx, RedisModuleCallReply *reply);
     int (*WrongArity)(RedisModuleCtx *ctx);
 
-    /* command filters */
-    RedisModuleCommandFilter *(*RegisterCommandFilter)(RedisModuleCtx *ctx,
-                                                        rm_command_filter_fn cb, int flags);
-    int (*UnregisterCommandFilter)(RedisModuleCtx *ctx, RedisModuleCommandFilter *filter);
-    int (*CommandFilterArgsCount)(RedisModuleCommandFilterCtx *fctx);
-    RedisModuleString *(*CommandFilterArgGet)(RedisModuleCommandFilterCtx *fctx, int pos);
+    /* server state */
+    int (*AvoidReplicaTraffic)(void); /* 1 while clients are paused (any reason) */
 
     /* time and version */
     uint64_t (*MonotonicMicroseconds)(void);

@@ -25,12 +25,12 @@
 
 #include "../channel/shm_wait.h"
 #include "config.h"
+#include "socket_location.h"
 #include "stats.h"
 #include "worker.h"
 
 #define TOKEN_LEN 32
 #define TOKEN_TTL_MS 10000
-#define MAX_TOKENS 64
 #define MAX_PENDING_CONNS 32
 #define HELLO_TTL_MS 2000 /* a client sends its hello right after connecting */
 
@@ -54,12 +54,14 @@ int session_slots;
 struct shm_stats shm_stats;
 int shm_pass_running;
 
-static struct token tokens[MAX_TOKENS];
-static int token_count;
+/* At most one per connection, and tokens + sessions <= shm.max-sessions. */
+static struct token *tokens;
+static int token_count, token_cap;
 static struct pending_conn pending[MAX_PENDING_CONNS];
 static int pending_count;
 static int listen_fd = -1;
-static char socket_path[108];
+static struct shm_socket_location location;
+static const char *const socket_path = location.path;
 static uint64_t next_session_id = 1;
 
 const char *shm_socket_path(void) { return socket_path; }
@@ -114,24 +116,29 @@ int shm_handshake_command(RedisModuleCtx *ctx, RedisModuleString **argv, int arg
     pthread_mutex_lock(&table_lock);
     int busy = shm_session_count() + token_count;
     pthread_mutex_unlock(&table_lock);
-    if (busy >= shm_cfg.max_sessions || token_count >= MAX_TOKENS) {
+    if (busy >= shm_cfg.max_sessions) {
         shm_stats.handshakes_refused++;
         return RM.ReplyWithError(ctx, "ERR shm: max number of sessions reached");
     }
 
     struct token t = {0};
-    if (make_token(t.value) < 0) return RM.ReplyWithError(ctx, "ERR shm: no randomness");
     RedisModuleString *user = RM.GetCurrentUserName(ctx);
     size_t ulen;
     const char *u = RM.StringPtrLen(user, &ulen);
-    if (ulen >= sizeof t.user) ulen = sizeof t.user - 1;
-    memcpy(t.user, u, ulen);
+    if (ulen < sizeof t.user) memcpy(t.user, u, ulen);
     RM.FreeString(ctx, user);
+    if (ulen >= sizeof t.user) /* never truncated: the session must be exactly this user */
+        return RM.ReplyWithError(ctx, "ERR shm: the user name is too long for a session");
+    if (make_token(t.value) < 0) return RM.ReplyWithError(ctx, "ERR shm: no randomness");
     t.client_id = client_id;
     t.db = RM.GetSelectedDb(ctx);
     t.resp = (flags & RM_CTX_FLAGS_RESP3) ? 3 : 2;
     t.ring_size = (uint32_t)shm_cfg.ring_size;
     t.expires_ms = RM.Milliseconds() + TOKEN_TTL_MS;
+    if (token_count == token_cap) {
+        token_cap = token_cap ? token_cap * 2 : 16;
+        tokens = RM.Realloc(tokens, sizeof *tokens * (size_t)token_cap);
+    }
     tokens[token_count++] = t;
 
     RM.ReplyWithArray(ctx, 4);
@@ -185,6 +192,19 @@ static int is_eventfd(int fd) {
     return strcmp(link, "anon_inode:[eventfd]") == 0;
 }
 
+/* A semaphore eventfd (EFD_SEMAPHORE) gives back 1 per read however often it
+   was rung, so it would stay readable and keep a core busy.  Ring it twice
+   and read: a plain eventfd returns the whole count (2 or more, if the
+   client rang too), a semaphore exactly 1.  Called with O_NONBLOCK set. */
+static int is_plain_eventfd(int fd) {
+    uint64_t two = 2, got = 0;
+    if (write(fd, &two, sizeof two) != (ssize_t)sizeof two) return 0;
+    if (read(fd, &got, sizeof got) != (ssize_t)sizeof got) return 0;
+    if (got == 1) return 0;
+    shm_doorbell_drain(fd);
+    return 1;
+}
+
 /* Checks the descriptors and maps the region; returns NULL + reason. */
 static struct shm_session *attach(const struct token *t, int memfd, int doorbell,
                                   const char **why) {
@@ -199,6 +219,8 @@ static struct shm_session *attach(const struct token *t, int memfd, int doorbell
     int fl = fcntl(doorbell, F_GETFL);
     if (fl < 0 || fcntl(doorbell, F_SETFL, fl | O_NONBLOCK) < 0)
         return *why = "ERR the doorbell cannot be used", NULL;
+    if (!is_plain_eventfd(doorbell))
+        return *why = "ERR the doorbell must be a plain eventfd (no EFD_SEMAPHORE)", NULL;
     void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
     if (base == MAP_FAILED) return *why = "ERR cannot map the region", NULL;
     struct shm_region_header *hdr = base;
@@ -218,7 +240,6 @@ static struct shm_session *attach(const struct token *t, int memfd, int doorbell
     memcpy(s->user, t->user, sizeof s->user);
     s->db = t->db;
     s->resp = t->resp;
-    s->authenticated = 1;
     /* Until the server's first pass, tell the client we may be asleep: the
        worker (or the event loop) may be blocked already, and without the
        doorbell the first request would wait for a timeout. */
@@ -253,6 +274,11 @@ static void on_hello(int fd, void *ud, int mask) {
                          .msg_controllen = sizeof cbuf};
     ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n < 0) { /* msg is undefined after a failure: look at nothing */
+        shm_stats.handshakes_refused++;
+        answer_and_close(fd, NULL);
+        return;
+    }
     int nfds = 0;
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
         if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
@@ -261,7 +287,7 @@ static void on_hello(int fd, void *ud, int mask) {
     }
     struct token t;
     const char *why = NULL;
-    if (n <= 0 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+    if (n == 0 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
         why = "ERR malformed session request";
     else if (nfds != 2)
         why = "ERR expected a memfd and an eventfd";
@@ -405,19 +431,18 @@ static void close_in_fork_child(void) {
 
 int shm_sessions_init(RedisModuleCtx *ctx) {
     pthread_atfork(NULL, NULL, close_in_fork_child);
-    if (shm_cfg.socket_path[0])
-        snprintf(socket_path, sizeof socket_path, "%s", shm_cfg.socket_path);
-    else
-        snprintf(socket_path, sizeof socket_path, "/tmp/redis-shm.%d.sock", (int)getpid());
+    if (shm_socket_location_choose(ctx, &location) < 0) goto fail;
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path);
     listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (listen_fd < 0) goto fail;
-    unlink(socket_path);
-    mode_t old = umask(0777 & ~(mode_t)shm_cfg.socket_perm);
+    unlink(socket_path); /* as the server does with its own unix socket */
+    /* Never wider than asked, not even between bind and chmod. */
+    int set_perm = location.perm >= 0;
+    mode_t old = set_perm ? umask(0777 & ~(mode_t)location.perm) : 0;
     int bound = bind(listen_fd, (struct sockaddr *)&addr, sizeof addr);
-    umask(old);
-    if (bound < 0 || chmod(socket_path, (mode_t)shm_cfg.socket_perm) < 0 ||
+    if (set_perm) umask(old);
+    if (bound < 0 || (set_perm && chmod(socket_path, (mode_t)location.perm) < 0) ||
         listen(listen_fd, 64) < 0)
         goto fail;
     if (RM.EventLoopAdd(listen_fd, RM_EVENTLOOP_READABLE, on_accept, NULL) != RM_OK) goto fail;
@@ -427,9 +452,21 @@ fail:
     RM.Log(ctx, "warning", "shm: cannot listen on %s: %s", socket_path, strerror(errno));
     if (listen_fd >= 0) close(listen_fd);
     listen_fd = -1;
+    shm_socket_location_remove(&location);
     return RM_ERR;
 }
 
 void shm_sessions_shutdown(void) {
-    if (listen_fd >= 0) unlink(socket_path);
+    if (listen_fd >= 0) shm_socket_location_remove(&location);
+}
+
+struct shm_buffered shm_sessions_buffered(void) {
+    struct shm_buffered b = {0, 0};
+    for (int i = 0; i < session_slots; i++) {
+        struct shm_session *s = sessions[i];
+        if (!s) continue;
+        b.input += s->in_cap;
+        b.output += s->out_len - s->out_off;
+    }
+    return b;
 }

@@ -32,15 +32,15 @@ struct shm_session {
     char user[SHM_USER_MAX];
     int db;
     int resp; /* 2 or 3 */
-    int authenticated;
     int refusing; /* refused a command: refuse the rest until RESUME */
     const char *closing; /* close once the reply is out: "" after QUIT, else why */
     const char *failed; /* set: close at the next reap ("" = a normal close) */
     uint64_t held_at;   /* replies held since this BEFORE_SLEEP count (rep.hold) */
 
-    /* a request arriving in fragments */
+    /* the private copy of the request being gathered (request_intake.c) */
     char *in;
     size_t in_len, in_cap;
+    int skipping; /* dropping the fragments of a request over shm.input-limit */
 
     /* reply bytes that did not fit into the ring yet */
     RedisModuleCallReply *out_reply; /* owner of out_ptr when set */
@@ -79,6 +79,13 @@ static inline void shm_session_fail(struct shm_session *s, const char *why) {
 void shm_session_close(struct shm_session *s, const char *why);
 
 int shm_session_count(void);
+
+/* Bytes buffered by all sessions (table lock held): private request copies
+   and reply bytes waiting for room in a ring.  Reported by INFO shm. */
+struct shm_buffered {
+    unsigned long long input, output;
+};
+struct shm_buffered shm_sessions_buffered(void);
 const char *shm_socket_path(void);
 
 #endif

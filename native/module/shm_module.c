@@ -3,15 +3,15 @@
  *
  * OnLoad resolves our own Modules API declarations (refusing to load, with
  * one log line, on a server that lacks one), registers the shm.* configs,
- * SHM.HANDSHAKE, INFO shm, a command filter that notices client pauses, and
- * the server events sessions depend on:
+ * SHM.HANDSHAKE, INFO shm, and the server events sessions depend on:
  *   - EventLoop AFTER_SLEEP runs the main-thread pass: commands executed
  *     there get blocked-client wake-ups, AOF writes and replica feeds in the
  *     same loop iteration, on 7.0 and later alike (reference §4.1);
  *   - EventLoop BEFORE_SLEEP tells sessions "the server sleeps" so their
  *     clients ring the doorbell (main-thread mode);
  *   - ClientChange DISCONNECTED ends the sessions of a closed connection,
- *     which also covers CLIENT KILL and ACL DELUSER.
+ *     which also covers CLIENT KILL and ACL DELUSER;
+ *   - ModuleChange forgets the commands learned from the server's table.
  * The module cannot be unloaded: sessions hold descriptors in the event loop
  * and, on the fast path, a thread.
  */
@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "../channel/shm_wait.h"
-#include "command_policy.h"
+#include "command_lookup.h"
 #include "config.h"
 #include "executor.h"
 #include "reply_output.h"
@@ -77,15 +77,7 @@ static void on_module_change(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t
     (void)eid;
     (void)sub;
     (void)data;
-    shm_policy_forget_commands();
-}
-
-static void on_role_change(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t sub, void *data) {
-    (void)ctx;
-    (void)eid;
-    (void)sub;
-    (void)data;
-    shm_policy_role_changed();
+    shm_command_forget(); /* its commands come or go */
 }
 
 static void on_shutdown(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t sub, void *data) {
@@ -94,19 +86,6 @@ static void on_shutdown(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t sub,
     (void)sub;
     (void)data;
     shm_sessions_shutdown();
-}
-
-/* Sees every command the server runs; only pause-related ones matter. */
-static void on_command(RedisModuleCommandFilterCtx *fctx) {
-    int argc = RM.CommandFilterArgsCount(fctx);
-    if (argc < 1 || argc > 8) return;
-    const char *argv[8];
-    size_t lens[8];
-    argv[0] = RM.StringPtrLen(RM.CommandFilterArgGet(fctx, 0), &lens[0]);
-    char c = lens[0] ? (char)(argv[0][0] | 0x20) : 0;
-    if (c != 'c' && c != 'f' && c != 's') return;
-    for (int i = 1; i < argc; i++) argv[i] = RM.StringPtrLen(RM.CommandFilterArgGet(fctx, i), &lens[i]);
-    shm_policy_observe(argv, lens, (size_t)argc);
 }
 
 static void on_info(RedisModuleInfoCtx *ictx, int for_crash_report) {
@@ -119,6 +98,7 @@ static void on_info(RedisModuleInfoCtx *ictx, int for_crash_report) {
     int locked = !shm_pass_running;
     if (locked) pthread_mutex_lock(&table_lock);
     long long open_sessions = shm_session_count();
+    struct shm_buffered buffered = shm_sessions_buffered();
     if (locked) pthread_mutex_unlock(&table_lock);
     struct {
         const char *name;
@@ -133,6 +113,8 @@ static void on_info(RedisModuleInfoCtx *ictx, int for_crash_report) {
         {"refused", shm_stats.refused},
         {"bytes_in", shm_stats.bytes_in},
         {"bytes_out", shm_stats.bytes_out},
+        {"input_buffer_bytes", buffered.input},
+        {"output_buffer_bytes", buffered.output},
         {"wakeups", shm_stats.wakeups},
         {"main_batches", shm_stats.main_batches},
         {"worker_batches", shm_stats.worker_batches},
@@ -175,11 +157,9 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
         RM.CreateCommand(ctx, "shm.handshake", shm_handshake_command, "fast deny-script", 0, 0,
                          0) != RM_OK ||
         RM.RegisterInfoFunc(ctx, on_info) != RM_OK ||
-        !RM.RegisterCommandFilter(ctx, on_command, 0) ||
         subscribe(ctx, RM_EVENTID_EVENTLOOP, on_event_loop) != RM_OK ||
         subscribe(ctx, RM_EVENTID_CLIENT_CHANGE, on_client_change) != RM_OK ||
         subscribe(ctx, RM_EVENTID_MODULE_CHANGE, on_module_change) != RM_OK ||
-        subscribe(ctx, RM_EVENTID_REPLICATION_ROLE_CHANGED, on_role_change) != RM_OK ||
         subscribe(ctx, RM_EVENTID_SHUTDOWN, on_shutdown) != RM_OK) {
         RM.Log(ctx, "warning", "shm: setting up the module failed; not loading");
         return RM_ERR;

@@ -41,10 +41,14 @@ static pthread_t thread;
 
 static void kick_main_loop(void) { shm_doorbell_ring(kick_fd); }
 
+/* Doorbells are watched edge-triggered: every ring is a new event, so the
+   worker never reads them.  Reading one here would race with the main
+   thread closing a session: the number could belong to another file by
+   then (and a semaphore doorbell is refused at the hello, so nothing stays
+   readable forever). */
 static void sleep_on_doorbells(int timeout_ms) {
     struct epoll_event events[32];
     int n = epoll_wait(epoll_fd, events, 32, timeout_ms);
-    for (int i = 0; i < n; i++) shm_doorbell_drain(events[i].data.fd);
     if (n > 0) shm_stats.wakeups++;
 }
 
@@ -86,7 +90,7 @@ static void *worker_main(void *arg) {
 }
 
 int shm_worker_watch(int doorbell_fd) {
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = doorbell_fd};
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u64 = 0};
     return epoll_ctl(epoll_fd, EPOLL_CTL_ADD, doorbell_fd, &ev);
 }
 

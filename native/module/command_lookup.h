@@ -1,0 +1,49 @@
+/*
+ * command_lookup.h - resolves a request's command the way the server will:
+ * through its own command table, so a renamed command (rename-command DEBUG
+ * x) is known by its real name, a container's subcommand is resolved, and
+ * the arity and flags are the server's, not a list of ours.
+ */
+#ifndef SHM_COMMAND_LOOKUP_H
+#define SHM_COMMAND_LOOKUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rm_api.h"
+
+#define SHM_COMMAND_NAME_MAX 64
+
+/* Command flags we care about, from COMMAND INFO. */
+enum {
+    SHM_CMD_WRITE = 1 << 0,
+    SHM_CMD_DENYOOM = 1 << 1,
+    SHM_CMD_BLOCKING = 1 << 2,
+    SHM_CMD_PUBSUB = 1 << 3,
+    SHM_CMD_ADMIN = 1 << 4,
+    SHM_CMD_NOSCRIPT = 1 << 5,
+    SHM_CMD_MAY_REPLICATE = 1 << 6, /* shown by 7.2+ only */
+};
+
+struct shm_command {
+    char name[SHM_COMMAND_NAME_MAX]; /* the server's full name: "debug", "client|kill" */
+    int arity;                       /* the server's: n exact, -n at least n */
+    uint32_t flags;                  /* SHM_CMD_* */
+};
+
+/* The command argv[0..argc) names, or NULL when the server does not know it
+   (unknown command or subcommand: the server's own error then answers).
+   ctx: a context RedisModule_Call may run on (GIL held).  The result stays
+   valid until the next lookup or forget. */
+const struct shm_command *shm_command_lookup(RedisModuleCtx *ctx, const char *const *argv,
+                                             const size_t *argvlen, size_t argc);
+
+/* 1 when argc satisfies the command's arity. */
+static inline int shm_command_arity_ok(const struct shm_command *cmd, size_t argc) {
+    return cmd->arity >= 0 ? argc == (size_t)cmd->arity : argc >= (size_t)-cmd->arity;
+}
+
+/* Forget everything learned (a module was loaded or unloaded). */
+void shm_command_forget(void);
+
+#endif
