@@ -3,6 +3,19 @@
 Used by the tests and the benchmarks.  Each server gets its own temporary
 directory, a free loopback port, a unix socket and its own shm socket, and is
 stopped by its process id, never by name.
+
+Sanitizer runs (tests/security/test_sanitizers.py) swap the module through the
+environment, for the server process only:
+
+- SHMCLI_TEST_MODULE: the module to load instead of shmcli's own build;
+- SHMCLI_TEST_PRELOAD: LD_PRELOAD for the server (libasan first; see
+  tests/security/sanitized_build.py).  With it, the server gets ASAN_OPTIONS
+  and UBSAN_OPTIONS that stop at the first error and write the report into
+  its directory, its stdout/stderr go to `stderr.log` there, and Redis's
+  crash-time memory test (which trips over ASan's shadow memory) is off.
+  `log()` shows any report after server.log; `cleanup()` copies reports to
+  SHMCLI_TEST_SANITIZER_REPORTS (a directory) when set, and otherwise keeps
+  the server's directory when there is one.
 """
 
 from __future__ import annotations
@@ -22,6 +35,14 @@ from .resp import Bulk
 
 FLAVOURS = {"redis": "redis-server", "valkey": "valkey-server"}
 EXEC_MODES = ("main-thread", "fast-path")
+
+# ASan keeps SIGSEGV (the server's own handler would hide the report); no leak
+# check (servers do not free at exit).  Options already in the environment
+# come after ours, so they win.
+ASAN_OPTIONS = "detect_leaks=0:abort_on_error=1:halt_on_error=1:allow_user_segv_handler=0"
+UBSAN_OPTIONS = "print_stacktrace=1:halt_on_error=1:abort_on_error=1"
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: UndefinedBehaviorSanitizer",
+                     "runtime error:")
 
 
 def free_port() -> int:
@@ -53,6 +74,9 @@ class Server:
         if load_module:
             self.config["shm.socket-path"] = self.shm_socket
             self.config["shm.exec-mode"] = exec_mode
+        self.preload = os.environ.get("SHMCLI_TEST_PRELOAD", "")
+        if self.preload:
+            self.config["crash-memcheck-enabled"] = "no"
         self.config.update(config or {})
         self.load_module = load_module
         self.process: subprocess.Popen[bytes] | None = None
@@ -62,14 +86,32 @@ class Server:
     def argv(self) -> list[str]:
         argv = [self.binary]
         if self.load_module:
-            argv += ["--loadmodule", module_path()]
+            argv += ["--loadmodule", os.environ.get("SHMCLI_TEST_MODULE") or module_path()]
         for key, value in self.config.items():
             argv += [f"--{key}", value]
         return argv
 
+    def environment(self) -> dict[str, str] | None:
+        """The server's environment: ours, unless a sanitizer is preloaded."""
+        if not self.preload:
+            return None
+        return {**os.environ, "LD_PRELOAD": self.preload,
+                "ASAN_OPTIONS": ":".join(filter(None, (
+                    ASAN_OPTIONS, f"log_path={self.dir / 'asan'}",
+                    os.environ.get("ASAN_OPTIONS")))),
+                "UBSAN_OPTIONS": ":".join(filter(None, (
+                    UBSAN_OPTIONS, f"log_path={self.dir / 'ubsan'}",
+                    os.environ.get("UBSAN_OPTIONS"))))}
+
     def start(self, timeout: float = 10.0) -> Server:
-        self.process = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+        output = (open(self.dir / "stderr.log", "ab") if self.preload
+                  else subprocess.DEVNULL)
+        try:
+            self.process = subprocess.Popen(self.argv(), stdout=output, stderr=output,
+                                            env=self.environment())
+        finally:
+            if output is not subprocess.DEVNULL:
+                output.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -106,7 +148,26 @@ class Server:
 
     def cleanup(self) -> None:
         self.kill()
+        reports = self.sanitizer_reports()
+        if reports:
+            keep = os.environ.get("SHMCLI_TEST_SANITIZER_REPORTS")
+            if not keep:
+                return  # the directory stays, with the report in it
+            for path in reports:
+                shutil.copy(path, Path(keep) / f"{self.dir.name}-{path.name}")
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def sanitizer_reports(self) -> list[Path]:
+        """ASan/UBSan report files, and stderr.log if a report went there."""
+        if not self.dir.exists():
+            return []
+        found = sorted(p for p in self.dir.iterdir()
+                       if p.name.startswith(("asan.", "ubsan.")))
+        stderr = self.dir / "stderr.log"
+        if stderr.exists() and any(marker in stderr.read_text(errors="replace")
+                                   for marker in SANITIZER_MARKERS):
+            found.append(stderr)
+        return found
 
     @property
     def pid(self) -> int:
@@ -117,8 +178,12 @@ class Server:
         return self.process is not None and self.process.poll() is None
 
     def log(self) -> str:
+        """server.log, then any sanitizer report."""
         path = self.dir / "server.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        text = path.read_text(errors="replace") if path.exists() else ""
+        for report in self.sanitizer_reports():
+            text += f"\n==== {report.name} ====\n{report.read_text(errors='replace')}"
+        return text
 
     # ---- talking to it ----
 
