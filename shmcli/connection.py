@@ -2,20 +2,28 @@
 
 The socket comes first (TCP or unix, with AUTH / HELLO / SELECT as redis-cli
 does them), then SHM.HANDSHAKE asks the module for a session bound to that
-socket's client.  Commands go through shared memory; the module refuses, with
-one distinct error (``-SHMFALLBACK``), whatever it cannot run exactly, and
-those commands (and any that followed them in the same batch) are sent over
-the socket instead, in order.  Transactions and subscriber mode pin the
-connection to the socket until they end.
+socket's client: the session runs as that client's ACL user, in its protocol
+and db as they are at the handshake.  Commands go through shared memory; the
+module refuses, with one distinct error (``-SHMFALLBACK``), whatever it cannot
+run exactly, and those commands (and any that followed them in the same
+batch) are sent over the socket instead, in order.  Transactions and
+subscriber mode pin the connection to the socket until they end.
 
-State-changing commands that ran over shared memory (SELECT, AUTH, HELLO,
-RESET) are replayed on the socket before the call returns, so both transports
-(and CLIENT LIST) always agree on the db, the user and the protocol.
+AUTH, HELLO and RESET change who the connection is.  The module always
+refuses them and ends a session whose client changes user, so they go
+straight to the socket, and afterwards the session is replaced by a new one
+opened by a new SHM.HANDSHAKE, which takes the new user, protocol and db.  A
+SELECT that ran over shared memory is replayed on the socket before the call
+returns (and one that ran on the socket reaches the session before its next
+command), so both transports (and CLIENT LIST) always agree on the db.
+
+The server's `timeout` sees only the socket; see _keep_socket_alive().
 """
 
 from __future__ import annotations
 
 import socket
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
@@ -38,17 +46,25 @@ ShmMode = Literal["auto", "require", "off"]
 Arg = bytes | str | int | float | bytearray | memoryview
 
 FALLBACK_PREFIX = b"SHMFALLBACK "
-# Commands whose effect lives on the connection and must reach the socket too.
-_STATE_COMMANDS = frozenset({b"select", b"auth", b"hello", b"reset"})
+# Change the user, protocol or db the session was opened with: the module
+# refuses them, so they run on the socket, and a new session follows them.
+_REBINDING = frozenset({b"auth", b"hello", b"reset"})
+# Commands whose effect lives on the connection, tracked in its fields.
+_STATE_COMMANDS = _REBINDING | {b"select"}
 _SUBSCRIBE = frozenset({b"subscribe", b"psubscribe", b"ssubscribe"})
 _UNSUBSCRIBE = frozenset({b"unsubscribe", b"punsubscribe", b"sunsubscribe"})
-# Start socket-only state: sent over the socket without asking the module.
-_SOCKET_ONLY = frozenset({b"multi", b"watch", b"monitor"})
+# Sent over the socket without asking the module: they start socket-only
+# state, or they change who the connection is.
+_SOCKET_ONLY = _REBINDING | {b"multi", b"watch", b"monitor"}
 # Commands that run at once inside MULTI instead of being queued.
 _RUN_IN_MULTI = frozenset({b"exec", b"discard", b"multi", b"reset", b"quit", b"watch"})
 # Commands whose replies change what the connection tracks (not the hot path).
 _ROUTED = (_STATE_COMMANDS | _SUBSCRIBE | _UNSUBSCRIBE | _SOCKET_ONLY
            | {b"exec", b"discard", b"unwatch", b"client", b"quit"})
+# After a command over shared memory, a socket unused for longer than this
+# gets a PING (see Connection._keep_socket_alive).
+KEEPALIVE_AFTER = 0.5
+_PING = encode_command("PING")
 
 
 class ShmUnavailable(ConnectionError):
@@ -95,9 +111,11 @@ class SocketTransport:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
         self.reader = Reader()
+        self.last_used = time.monotonic()  # last time bytes went either way
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
+        self.last_used = time.monotonic()
 
     def read(self) -> Reply:
         while True:
@@ -107,6 +125,7 @@ class SocketTransport:
             chunk = self.sock.recv(1 << 18)
             if not chunk:
                 raise ConnectionError("Server closed the connection")
+            self.last_used = time.monotonic()
             self.reader.feed(chunk)
 
     def close(self) -> None:
@@ -138,10 +157,14 @@ class Connection:
         self.setup_failure: str | None = None  # "AUTH", "SELECT" or "HELLO"
         self.last_transport = "socket"  # what carried the last command: "shm" or "socket"
         self._on_setup_error = on_setup_error
+        self._shm_mode: ShmMode = shm
+        self._module_absent = False  # SHM.HANDSHAKE is an unknown command here
+        # AUTH/HELLO/RESET ran on the socket: a new session is due.
+        self._rebind_pending = False
         self._socket: SocketTransport | None = SocketTransport(host, port, unix_socket, timeout,
                                                                       connect_timeout)
         self._shm: ShmChannel | None = None
-        self._socket_backlog: list[bytes] = []  # state commands to replay on the socket
+        self._socket_backlog: list[bytes] = []  # SELECTs that ran over shm, for the socket
         self._shm_backlog: list[bytes] = []  # ... and those that ran on the socket, for shm
         self._in_multi = self._watching = False
         # State commands queued in MULTI: (position in the transaction, request).
@@ -191,6 +214,8 @@ class Connection:
         reply = self._socket_execute(encode_command("SHM.HANDSHAKE"))
         try:
             if isinstance(reply, Error):
+                if reply.code == "ERR" and b"unknown command" in reply.text:
+                    self._module_absent = True
                 raise ChannelError(reply.message)
             if not isinstance(reply, Array) or len(reply.items) != 4:
                 raise ChannelError(f"unexpected SHM.HANDSHAKE reply: {reply!r}")
@@ -199,6 +224,7 @@ class Connection:
             assert isinstance(ring_size, Integer)
             self._shm = ShmChannel(path.data.decode(), token.data.decode(), ring_size.value,
                                    self.timeout)
+            self.shm_error = None
         except ChannelError as exc:
             self.shm_error = str(exc)
             if required:
@@ -230,6 +256,7 @@ class Connection:
                 reply = parse_one(self._shm_call(shm, request))
                 if not is_fallback(reply):
                     self.last_transport = "shm"
+                    self._keep_socket_alive()
                     return reply
                 self._resume(shm)
                 replies: list[Reply] = []
@@ -259,6 +286,7 @@ class Connection:
                 start = self._run_socket(batch, start, replies)
         if self._socket_backlog:  # keep what CLIENT LIST shows true at once
             self._sync_socket()
+        self._keep_socket_alive()
         return replies
 
     def take_pushes(self) -> list[Reply]:
@@ -301,6 +329,9 @@ class Connection:
         shm = None if self._pinned else self._shm
         if shm is not None:
             self._sync_shm(shm)
+            self._keep_socket_alive()  # the bulk sender calls this between chunks
+            if self._socket is None:
+                return None, None
         return shm, self._socket.sock
 
     # ---- routing ----
@@ -370,8 +401,10 @@ class Connection:
     def _run_socket(self, batch: list[tuple[bytes, bytes]], start: int,
                     replies: list[Reply]) -> int:
         end = start + 1
-        # Everything up to the next command that may use shared memory again.
-        while end < len(batch) and (self._shm is None or self._pinned_to_socket(batch[end][0])):
+        # Everything up to the next command that may use shared memory again,
+        # or up to one that gets a new session (the commands after it use it).
+        while (end < len(batch) and batch[end - 1][0] not in _REBINDING
+               and (self._shm is None or self._pinned_to_socket(batch[end][0]))):
             end += 1
         self._sync_socket()
         assert self._socket is not None
@@ -381,6 +414,9 @@ class Connection:
             reply = self._read_socket(name)
             self._note_state(name, request, reply, via_shm=False)
             replies.append(reply)
+        # Only once every reply of the chunk is read: the handshake's reply is next.
+        if self._rebind_pending and not self._in_multi and not self._subscribed:
+            self._rebind_session()
         return end
 
     def _socket_execute(self, request: bytes) -> Reply:
@@ -410,30 +446,72 @@ class Connection:
             and first.data.lower() == name
 
     def _sync_socket(self) -> None:
-        """Replay state commands that ran over shared memory."""
+        """Replay SELECTs that ran over shared memory."""
         backlog, self._socket_backlog = self._socket_backlog, []
         for request in backlog:
             self._socket_execute(request)
 
     def _sync_shm(self, shm: ShmChannel) -> None:
-        """Replay state commands that ran on the socket (while pinned to it, or
+        """Replay SELECTs that ran on the socket (while pinned to it, or
         inside a transaction) so the shared-memory session agrees."""
         backlog, self._shm_backlog = self._shm_backlog, []
         for request in backlog:
             self._shm_call(shm, request)
 
+    def _keep_socket_alive(self) -> None:
+        """The server's `timeout` closes a client whose socket has been idle
+        for that many seconds, and it sees only the socket: the traffic over
+        shared memory does not count, so a connection busy over shm would be
+        closed (its session with it) as if it were idle.  After a command
+        over shm, a socket unused for over KEEPALIVE_AFTER seconds (well
+        under the smallest `timeout`, one second) gets a PING, so the
+        connection lives exactly as long as the same traffic on the socket
+        would keep it.  A connection really idle still times out."""
+        sock = self._socket
+        if (sock is None or self._shm is None or self._pinned
+                or time.monotonic() - sock.last_used <= KEEPALIVE_AFTER):
+            return
+        try:
+            sock.send(_PING)
+            self._read_socket()  # its reply (or NOPERM) is not the caller's
+        except (ConnectionError, OSError):
+            self.close()  # the caller has its reply; the next command reports the loss
+
+    def _rebind_session(self) -> None:
+        """AUTH, HELLO or RESET ran on the socket: the session has the old
+        user, protocol and db (and the module ends it when the user
+        changed).  Open a new one, which takes them from the socket's client
+        as they are now.  Where that fails (a user without SHM.HANDSHAKE,
+        NOAUTH after RESET) the connection stays on the socket."""
+        self._rebind_pending = False
+        self._drop_session()
+        if self._shm_mode == "off" or self._module_absent or self._socket is None:
+            return
+        try:
+            self._sync_socket()
+            self._open_session(required=False)
+        except (ConnectionError, OSError):
+            self.close()  # the caller has its replies; the next command reports the loss
+
+    def _drop_session(self) -> None:
+        if self._shm is not None:
+            self._shm.close()
+            self._shm = None
+        self._shm_backlog.clear()  # a new session starts in the socket's db
+
     def _note_state(self, name: bytes, request: bytes, reply: Reply, via_shm: bool) -> None:
-        if self._in_multi and name not in _RUN_IN_MULTI \
-                and not isinstance(reply, Error):  # queued: takes effect at EXEC, if ever
-            if name in _STATE_COMMANDS:
-                self._queued_state.append((self._queued, request))
-            self._queued += 1
+        if self._in_multi and name not in _RUN_IN_MULTI:
+            if not isinstance(reply, Error):  # queued: takes effect at EXEC, if ever
+                if name in _STATE_COMMANDS:
+                    self._queued_state.append((self._queued, request))
+                self._queued += 1
             return
         if isinstance(reply, Error):
-            # A failed HELLO may have applied some options (Redis applies them
-            # in order); the same HELLO on the socket has the same effects.
+            # A failed HELLO may have applied some of its options (Redis 7.0
+            # authenticates before it checks SETNAME's name): the session
+            # must be whatever the socket's client is now.
             if name == b"hello":
-                self._state_changed(name, request, via_shm, apply=False)
+                self._identity_changed()
             return
         if name in _STATE_COMMANDS:
             self._state_changed(name, request, via_shm)
@@ -447,10 +525,13 @@ class Connection:
             self._in_multi = self._watching = False
             if name == b"exec" and isinstance(reply, Array):
                 for position, queued_request in queued:
-                    if position < len(reply.items) and not isinstance(reply.items[position],
-                                                                       Error):
-                        self._state_changed(_name(self._words(queued_request)[0]),
-                                            queued_request, via_shm=False)
+                    if position >= len(reply.items):
+                        continue
+                    queued_name = _name(self._words(queued_request)[0])
+                    if not isinstance(reply.items[position], Error):
+                        self._state_changed(queued_name, queued_request, via_shm=False)
+                    elif queued_name == b"hello":
+                        self._identity_changed()
         elif name == b"unwatch":
             self._watching = False
         elif name in _SUBSCRIBE:
@@ -465,37 +546,48 @@ class Connection:
         elif name == b"quit":
             self.close()
 
-    def _state_changed(self, name: bytes, request: bytes, via_shm: bool,
-                       apply: bool = True) -> None:
-        """A state command took effect on one transport: the other follows."""
-        if via_shm:
-            self._socket_backlog.append(request)
-        elif self._shm is not None:
-            self._shm_backlog.append(request)
-        if apply:
-            self._apply_state(name, request)
+    def _state_changed(self, name: bytes, request: bytes, via_shm: bool) -> None:
+        """A state command took effect on one transport."""
+        words = self._words(request)
+        if name == b"select":  # the other transport follows
+            if via_shm:
+                self._socket_backlog.append(request)
+            elif self._shm is not None:
+                self._shm_backlog.append(request)
+            self.db = int(words[1])
+            return
+        if name == b"auth":
+            self.username = words[1].decode(errors="surrogateescape") if len(words) == 3 \
+                else "default"
+        elif name == b"hello":
+            if len(words) >= 2:
+                self.protocol = int(words[1])
+            at = 2
+            while at < len(words):  # the last AUTH option is the one that counts
+                option = words[at].lower()
+                if option == b"auth" and at + 2 < len(words):
+                    self.username = words[at + 1].decode(errors="surrogateescape")
+                    at += 3
+                else:
+                    at += 2 if option == b"setname" else 1
+        elif name == b"reset":
+            self.db, self.protocol, self.username = 0, 2, "default"
+            self._in_multi = self._watching = self._subscribed = self._tracking = False
+        self._identity_changed()
+
+    def _identity_changed(self) -> None:
+        """The socket's client may have a new user or protocol: the session is
+        stale at once, and a new one is opened once the socket can take a
+        handshake (after the batch's replies, outside MULTI and subscriber
+        mode)."""
+        self._drop_session()
+        self._rebind_pending = True
 
     @staticmethod
     def _words(request: bytes) -> list[bytes]:
         args = parse_one(request)
         assert isinstance(args, Array)
         return [item.data for item in args.items if isinstance(item, Bulk)]
-
-    def _apply_state(self, name: bytes, request: bytes) -> None:
-        words = self._words(request)
-        if name == b"select":
-            self.db = int(words[1])
-        elif name == b"auth":
-            self.username = words[1].decode() if len(words) == 3 else "default"
-        elif name == b"hello":
-            if len(words) >= 2:
-                self.protocol = int(words[1])
-            for i, word in enumerate(words[2:], start=2):
-                if word.lower() == b"auth" and i + 1 < len(words):
-                    self.username = words[i + 1].decode()
-        elif name == b"reset":
-            self.db, self.protocol, self.username = 0, 2, "default"
-            self._in_multi = self._watching = self._subscribed = self._tracking = False
 
 
 def connect(host: str = "127.0.0.1", port: int = 6379, unix_socket: str | None = None,
