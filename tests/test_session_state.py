@@ -1,22 +1,28 @@
 """Per-connection state over shared memory behaves as it does on a socket.
 
 RedisModule_Call runs every command on a temporary client, so the module
-emulates the state a connection carries: the selected db (SELECT), the
-protocol (HELLO 2/3), the ACL user (AUTH, HELLO ... AUTH), the name (CLIENT
-SETNAME/GETNAME, HELLO ... SETNAME), CLIENT ID, RESET and QUIT.
+emulates the state a connection carries where it can: the selected db
+(SELECT), the name (CLIENT SETNAME/GETNAME), CLIENT ID and QUIT.  Who the
+connection is (its ACL user and its protocol) is fixed for a session: the
+module takes user, db and protocol from the control connection at
+SHM.HANDSHAKE, refuses AUTH, HELLO and RESET (every form), and ends the
+session when the control connection's user changes.  The connection layer
+runs those three on its socket and opens a new session after them.
 
 Two kinds of checks:
 
-* raw ShmChannel sessions prove that the module itself applies the state
-  (the Python connection, which replays state commands on its socket, is not
-  involved): data lands in the selected db, replies switch to RESP3, the user
-  changes and its permissions follow; errors are the socket's exact bytes;
+* raw ShmChannel sessions prove what the module itself does (the Python
+  connection is not involved): data lands in the selected db, the session
+  has the control connection's protocol, AUTH/HELLO/RESET get -SHMFALLBACK
+  and change nothing, a user change on the control connection ends the
+  session;
 * differential runs through the connection layer: the same sequence once with
   shm="require" and once with shm="off", replies compared (HELLO's `id` is
-  checked against CLIENT ID of the same connection, then masked).
+  checked against CLIENT ID of the same connection, then masked), with the
+  session back on shared memory afterwards.
 
-All tests use the `server` fixture (Redis 7.0, Valkey 8, both executors)
-except the requirepass case, which needs its own servers.
+Most tests use the `server` fixture (Redis 7.0, Valkey 8, both executors);
+requirepass and `timeout` need servers of their own.
 """
 
 from __future__ import annotations
@@ -26,9 +32,10 @@ import time
 from collections.abc import Iterator, Sequence
 
 import pytest
-from servers import RawSocket
+from servers import RawSocket, shm_stat, wait_until
 
 from shmcli.channel import ChannelClosed, ShmChannel
+from shmcli.connection import Connection
 from shmcli.resp import (
     Array,
     Bulk,
@@ -39,7 +46,6 @@ from shmcli.resp import (
     Reply,
     Status,
     encode_command,
-    parse_one,
 )
 
 Command = Sequence[bytes | str | int]
@@ -54,8 +60,8 @@ REFUSAL = b"-SHMFALLBACK "
 class RawSession:
     """A raw ShmChannel plus the socket connection it is bound to."""
 
-    def __init__(self, server, protocol: int = 2) -> None:
-        self.control = server.connect(shm="off", protocol=protocol)
+    def __init__(self, server, protocol: int = 2, **connect_kw: object) -> None:
+        self.control = server.connect(shm="off", protocol=protocol, **connect_kw)
         hs = self.control.execute("SHM.HANDSHAKE")
         assert isinstance(hs, Array), hs
         token, path, ring = hs.items[0], hs.items[1], hs.items[2]
@@ -83,16 +89,26 @@ def raw_pair(server, protocol: int = 2) -> Iterator[tuple[RawSession, RawSocket]
 
 
 @contextlib.contextmanager
-def alice(server) -> Iterator[None]:
-    """An ACL user limited to keys a:*, with password "pw"."""
+def acl_user(server, name: str, *rules: str) -> Iterator[None]:
+    """An ACL user with password "pw" and `rules`, deleted afterwards."""
     with server.admin() as admin:
-        assert admin.execute("ACL", "SETUSER", "alice", "reset", "on", ">pw", "~a:*",
-                             "+@all") == Status(b"OK")
+        assert admin.execute("ACL", "SETUSER", name, "reset", "on", ">pw",
+                             *rules) == Status(b"OK")
     try:
         yield
     finally:
         with server.admin() as admin:
-            admin.execute("ACL", "DELUSER", "alice")
+            admin.execute("ACL", "DELUSER", name)
+
+
+def alice(server) -> contextlib.AbstractContextManager[None]:
+    """An ACL user limited to keys a:*, with password "pw"."""
+    return acl_user(server, "alice", "~a:*", "+@all")
+
+
+def bob(server) -> contextlib.AbstractContextManager[None]:
+    """An ACL user limited to keys b:* who may not run FLUSHALL, password "pw"."""
+    return acl_user(server, "bob", "~b:*", "+@all", "-flushall")
 
 
 def admin_get(server, db: int, key: str) -> Reply:
@@ -108,16 +124,33 @@ def client_fields(server, client_id: int) -> dict[str, str]:
     return dict(f.split("=", 1) for f in line.data.decode().split() if "=" in f)
 
 
+def client_connected(server, client_id: int) -> bool:
+    with server.admin() as admin:
+        line = admin.execute("CLIENT", "LIST", "ID", client_id)
+    assert isinstance(line, Bulk), line
+    return bool(line.data)
+
+
+def own_client_id(conn: Connection) -> int:
+    reply = conn.execute("CLIENT", "ID")
+    assert isinstance(reply, Integer), reply
+    return reply.value
+
+
+def assert_refused(session: RawSession, *cmd: bytes | str | int) -> None:
+    """`cmd` over the raw session gets the refusal; the session goes on."""
+    reply = session.call(*cmd)
+    assert reply.startswith(REFUSAL), (cmd, reply)
+    session.channel.resume()
+
+
 def shm_counters(server) -> tuple[int, int]:
     info = server.info("shm")
     return int(info["shm_commands"]), int(info["shm_refused"])
 
 
-def wait_for_sessions(server, count: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while int(server.info("shm")["shm_sessions"]) != count:
-        assert time.monotonic() < deadline, f"shm_sessions never reached {count}"
-        time.sleep(0.02)
+def wait_for_sessions(server, count: int) -> None:
+    wait_until(lambda: shm_stat(server, "sessions") == count, f"shm_sessions == {count}")
 
 
 def mask_hello_id(reply: Reply, expected_id: int) -> Reply:
@@ -138,22 +171,23 @@ def mask_hello_id(reply: Reply, expected_id: int) -> Reply:
     return reply  # an error
 
 
-def run_both(server, commands: Sequence[Command], protocol: int = 2,
+def run_both(server, commands: Sequence[Command], protocol: int = 2, pipelined: bool = False,
              **connect_kw: object) -> tuple[list[Reply], list[Reply]]:
-    """The sequence over shm (required) and over the socket, HELLO ids masked."""
+    """The sequence over shm (required) and over the socket, HELLO ids masked;
+    the shm connection must end on shared memory, with one session."""
     results = []
     for shm in ("require", "off"):
         with server.connect(shm=shm, protocol=protocol, **connect_kw) as conn:
-            replies = []
-            for cmd in commands:
-                reply = conn.execute(*cmd)
+            if pipelined:
+                replies = conn.execute_many(commands)
+            else:
+                replies = [conn.execute(*cmd) for cmd in commands]
+            for at, cmd in enumerate(commands):
                 if str(cmd[0]).upper() == "HELLO":
-                    own_id = conn.execute("CLIENT", "ID")
-                    assert isinstance(own_id, Integer)
-                    reply = mask_hello_id(reply, own_id.value)
-                replies.append(reply)
+                    replies[at] = mask_hello_id(replies[at], own_client_id(conn))
             if shm == "require":
-                assert conn.transport == "shm"
+                assert conn.transport == "shm", conn.shm_error
+                wait_for_sessions(server, 1)  # the replaced sessions are gone
             results.append(replies)
     return results[0], results[1]
 
@@ -187,8 +221,9 @@ def test_select_over_raw_channel_lands_in_that_db(server) -> None:
 
 def test_select_errors_are_the_sockets_and_keep_the_db(server) -> None:
     bad = [("SELECT", "16"), ("SELECT", "-1"), ("SELECT", "abc"), ("SELECT", "1.5"),
-           ("SELECT", ""), ("SELECT",), ("SELECT", "1", "2"),
-           ("SELECT", "99999999999999999999")]
+           ("SELECT", ""), ("SELECT", "99999999999999999999")]
+    # wrong arities are refused, so that the socket answers (its error statistics)
+    wrong_arity = [("SELECT",), ("SELECT", "1", "2")]
     with raw_pair(server) as (session, sock):
         assert session.call("SELECT", "3") == sock.call("SELECT", "3") == b"+OK\r\n"
         for cmd in bad:
@@ -196,6 +231,8 @@ def test_select_errors_are_the_sockets_and_keep_the_db(server) -> None:
             assert not via_shm.startswith(REFUSAL), (cmd, via_shm)
             assert via_shm == via_socket, cmd
             assert via_shm.startswith(b"-"), (cmd, via_shm)
+        for cmd in wrong_arity:
+            assert_refused(session, *cmd)
         assert session.call("SET", "probe", "shm") == b"+OK\r\n"
     assert admin_get(server, 3, "probe") == Bulk(b"shm")
     assert admin_get(server, 0, "probe") == Nil("bulk")
@@ -229,68 +266,101 @@ def test_connection_db_option_reaches_the_session(server) -> None:
     assert admin_get(server, 0, "k") == Nil("bulk")
 
 
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_raw_session_takes_db_and_protocol_from_the_control_connection(server,
+                                                                       protocol: int) -> None:
+    with server.admin() as admin:
+        admin.execute("SELECT", "6")
+        admin.execute("HSET", "h", "f", "v")
+    session = RawSession(server, protocol=protocol, db=6)
+    try:
+        if protocol == 3:
+            assert session.call("HGETALL", "h") == b"%1\r\n$1\r\nf\r\n$1\r\nv\r\n"
+            assert session.call("GET", "missing") == b"_\r\n"
+        else:
+            assert session.call("HGETALL", "h") == b"*2\r\n$1\r\nf\r\n$1\r\nv\r\n"
+            assert session.call("GET", "missing") == b"$-1\r\n"
+        assert session.call("SET", "k", "six") == b"+OK\r\n"
+    finally:
+        session.close()
+    assert admin_get(server, 6, "k") == Bulk(b"six")
+    assert admin_get(server, 0, "k") == Nil("bulk")
+
+
 # ---------------------------------------------------------------------------
 # HELLO
 # ---------------------------------------------------------------------------
 
 
-def test_hello_switches_protocol_in_the_module(server) -> None:
-    with server.admin() as admin:
-        admin.execute("HSET", "h", "f", "v")
-    with raw_pair(server) as (session, sock):
-        for version in ("3", "2", "3"):
-            via_shm = parse_one(session.call("HELLO", version))
-            via_socket = parse_one(sock.call("HELLO", version))
-            sock_id = parse_one(sock.call("CLIENT", "ID"))
-            assert isinstance(sock_id, Integer)
-            assert mask_hello_id(via_shm, session.client_id) == mask_hello_id(via_socket,
-                                                                               sock_id.value)
-            expected_type = Map if version == "3" else Array
-            assert isinstance(via_shm, expected_type), via_shm
-            proto = dict(via_shm.pairs) if isinstance(via_shm, Map) else dict(
-                zip(via_shm.items[::2], via_shm.items[1::2], strict=True))
-            assert proto[Bulk(b"proto")] == Integer(int(version))
-            for cmd in [("HGETALL", "h"), ("GET", "missing"), ("HGETALL", "missing"),
-                        ("ZSCORE", "missing", "m"), ("CLIENT", "GETNAME")]:
-                assert session.call(*cmd) == sock.call(*cmd), (version, cmd)
-        assert session.call("HGETALL", "h") == b"%1\r\n$1\r\nf\r\n$1\r\nv\r\n"
-        assert session.call("HELLO", "2").startswith(b"*")
-        assert session.call("GET", "missing") == b"$-1\r\n"
+HELLOS: list[Command] = [
+    ("HELLO",), ("HELLO", "2"), ("HELLO", "3"), ("HELLO", "3", "AUTH", "alice", "pw"),
+    ("HELLO", "2", "AUTH", "default", "x"), ("HELLO", "3", "SETNAME", "n"),
+    ("HELLO", "3", "AUTH", "alice", "pw", "SETNAME", "n"), ("HELLO", "4"), ("HELLO", "1"),
+    ("HELLO", "abc"), ("HELLO", "3", "AUTH", "alice"), ("HELLO", "3", "AUTH", "alice", "wrong"),
+    ("HELLO", "3", "SETNAME", "bad name"), ("HELLO", "3", "NOPE"),
+    ("HELLO", "3", "AUTH", "alice", "pw", "SETNAME", "bad name"),
+    ("HELLO", "4", "AUTH", "alice", "pw", "SETNAME", "ok"),
+]
 
 
-def test_hello_without_version_and_errors(server) -> None:
-    with alice(server), raw_pair(server) as (session, sock):
-        bad = [("HELLO", "4"), ("HELLO", "1"), ("HELLO", "abc"), ("HELLO", "3", "AUTH", "alice"),
-               ("HELLO", "3", "AUTH", "alice", "wrong"), ("HELLO", "3", "SETNAME", "bad name"),
-               ("HELLO", "3", "NOPE")]
-        for cmd in bad:
-            via_shm, via_socket = session.call(*cmd), sock.call(*cmd)
-            assert not via_shm.startswith(REFUSAL), (cmd, via_shm)
-            assert via_shm == via_socket, cmd
-        # the failures changed nothing: still RESP2, still the default user, no name
-        assert session.call("GET", "missing") == b"$-1\r\n"
-        assert session.call("ACL", "WHOAMI") == b"$7\r\ndefault\r\n"
-        assert session.call("CLIENT", "GETNAME") == b"$-1\r\n"
-        # HELLO with no version answers in the current protocol
-        sock_id = parse_one(sock.call("CLIENT", "ID"))
-        assert mask_hello_id(parse_one(session.call("HELLO")), session.client_id) == \
-            mask_hello_id(parse_one(sock.call("HELLO")), sock_id.value)  # type: ignore[union-attr]
+def assert_session_unchanged(server, session: RawSession) -> None:
+    """Still RESP2, still the default user (alice could not write b:*), no name."""
+    assert session.call("GET", "missing") == b"$-1\r\n"
+    assert session.call("CLIENT", "GETNAME") == b"$-1\r\n"
+    assert session.call("SET", "b:still-default", "x") == b"+OK\r\n"
+    fields = client_fields(server, session.client_id)
+    assert (fields["user"], fields["name"], fields["resp"]) == ("default", "", "2")
 
 
-def test_hello_auth_and_setname_in_the_module(server) -> None:
-    with alice(server), raw_pair(server) as (session, sock):
-        reply = parse_one(session.call("HELLO", "3", "AUTH", "alice", "pw", "SETNAME", "app1"))
+def test_hello_is_refused_over_a_raw_session(server) -> None:
+    """Every HELLO, valid or not, is refused and changes nothing: the protocol
+    and the user of a session are the control connection's at the handshake."""
+    with alice(server):
+        session = RawSession(server)
+        try:
+            for cmd in HELLOS:
+                assert_refused(session, *cmd)
+            assert_session_unchanged(server, session)
+        finally:
+            session.close()
+
+
+def test_hello_errors_through_the_connection(server) -> None:
+    seq: list[Command] = [
+        ("HELLO", "4"), ("HELLO", "1"), ("HELLO", "abc"), ("HELLO", "3", "AUTH", "alice"),
+        ("HELLO", "3", "AUTH", "alice", "wrong"), ("HELLO", "3", "NOPE"),
+        ("ACL", "WHOAMI"), ("CLIENT", "GETNAME"), ("GET", "missing"), ("SET", "b:1", "x"),
+        ("HELLO",),
+    ]
+    with alice(server):
+        via_shm, via_socket = run_both(server, seq)
+    assert via_shm == via_socket, diff(seq, via_shm, via_socket)
+    assert all(isinstance(reply, Error) for reply in via_shm[:6]), via_shm
+    assert via_shm[6:10] == [Bulk(b"default"), Nil("bulk"), Nil("bulk"), Status(b"OK")]
+
+
+def test_hello_auth_and_setname_through_the_connection(server) -> None:
+    """HELLO 3 AUTH ... SETNAME runs on the socket; the new session is alice's,
+    in RESP3, and CLIENT LIST shows all of it."""
+    with alice(server), server.connect(shm="require") as conn:
+        before = shm_counters(server)
+        reply = conn.execute("HELLO", "3", "AUTH", "alice", "pw", "SETNAME", "app1")
+        assert shm_counters(server) == before  # the module was not asked
         assert isinstance(reply, Map), reply
-        fields = dict(reply.pairs)
-        assert fields[Bulk(b"proto")] == Integer(3)
-        assert fields[Bulk(b"id")] == Integer(session.client_id)
-        assert session.call("ACL", "WHOAMI") == b"$5\r\nalice\r\n"
-        assert session.call("CLIENT", "GETNAME") == b"$4\r\napp1\r\n"
-        assert client_fields(server, session.client_id)["name"] == "app1"
-        # alice's permissions apply: keys outside a:* are refused for the socket to report
-        assert session.call("SET", "a:1", "x") == b"+OK\r\n"
-        assert session.call("SET", "b:1", "x").startswith(REFUSAL)
-        session.channel.resume()
+        own_id = own_client_id(conn)
+        mask_hello_id(reply, own_id)  # asserts the id
+        assert (conn.transport, conn.protocol, conn.username) == ("shm", 3, "alice")
+        fields = client_fields(server, own_id)
+        assert (fields["user"], fields["name"], fields["resp"]) == ("alice", "app1", "3")
+        assert conn.execute("CLIENT", "GETNAME") == Bulk(b"app1")
+        ran = shm_stat(server, "commands")
+        assert conn.execute("SET", "a:1", "x") == Status(b"OK")
+        assert conn.execute("GET", "a:missing") == Nil("null")  # RESP3, over shm
+        assert shm_stat(server, "commands") == ran + 2
+        denied = conn.execute("SET", "b:1", "x")  # alice's keys are a:*
+        assert isinstance(denied, Error) and denied.code == "NOPERM", denied
+        assert conn.transport == "shm"
+        wait_for_sessions(server, 1)
     with server.admin() as admin:
         assert admin.execute("EXISTS", "b:1") == Integer(0)
 
@@ -325,68 +395,38 @@ def test_hello_id_is_the_connections_client_id(server, protocol: int) -> None:
 # AUTH
 # ---------------------------------------------------------------------------
 
-
-def test_auth_errors_are_the_sockets(server) -> None:
-    with alice(server), raw_pair(server) as (session, sock):
-        for cmd in [("AUTH", "wrong"), ("AUTH", "alice", "wrong"), ("AUTH", "nobody", "pw"),
-                    ("AUTH",), ("AUTH", "a", "b", "c"), ("AUTH", "alice", "")]:
-            via_shm, via_socket = session.call(*cmd), sock.call(*cmd)
-            assert not via_shm.startswith(REFUSAL), (cmd, via_shm)
-            assert via_shm == via_socket, cmd
-        assert session.call("ACL", "WHOAMI") == b"$7\r\ndefault\r\n"
-        assert session.call("SET", "b:1", "still-default") == b"+OK\r\n"
+AUTHS: list[Command] = [
+    ("AUTH", "alice", "pw"), ("AUTH", "default", "x"), ("AUTH", "x"), ("AUTH", "wrong"),
+    ("AUTH", "alice", "wrong"), ("AUTH", "nobody", "pw"), ("AUTH",), ("AUTH", "a", "b", "c"),
+    ("AUTH", "alice", ""),
+]
 
 
-def test_auth_switches_the_user_in_the_module(server) -> None:
+def test_auth_is_refused_over_a_raw_session(server) -> None:
     with alice(server):
         session = RawSession(server)
         try:
-            assert session.call("AUTH", "alice", "pw") == b"+OK\r\n"
-            assert session.call("ACL", "WHOAMI") == b"$5\r\nalice\r\n"
-            assert session.call("SET", "a:1", "x") == b"+OK\r\n"
-            denied = session.call("SET", "b:1", "x")
-            assert denied.startswith(REFUSAL), denied  # the socket reports NOPERM
-            session.channel.resume()
-            assert session.call("GET", "a:1") == b"$1\r\nx\r\n"
-            # back to default (which has no password: any password is accepted)
-            assert session.call("AUTH", "default", "anything") == b"+OK\r\n"
-            assert session.call("ACL", "WHOAMI") == b"$7\r\ndefault\r\n"
-            assert session.call("SET", "b:1", "y") == b"+OK\r\n"
+            for cmd in AUTHS:
+                assert_refused(session, *cmd)
+            assert_session_unchanged(server, session)
         finally:
             session.close()
-    assert admin_get(server, 0, "b:1") == Bulk(b"y")
 
 
-@pytest.mark.parametrize("auth", [("AUTH", "alice", "pw"),
-                                  ("HELLO", "2", "AUTH", "alice", "pw")],
-                         ids=["AUTH", "HELLO-AUTH"])
-def test_user_change_applies_to_the_commands_pipelined_after_it(server, auth) -> None:
-    """Requests already in the ring when AUTH runs must run as the new user."""
-    with alice(server):
-        session = RawSession(server)
+@pytest.mark.parametrize("change", [("AUTH", "alice", "pw"), ("HELLO", "2", "AUTH", "alice", "pw"),
+                                    ("RESET",)], ids=["AUTH", "HELLO-AUTH", "RESET"])
+def test_a_user_change_on_the_control_connection_ends_a_raw_session(server, change) -> None:
+    """The session is bound to the user of the handshake: AUTH, HELLO AUTH or
+    RESET on the control connection (bob before a RESET) ends it."""
+    with alice(server), bob(server):
+        session = RawSession(server, username="bob" if change == ("RESET",) else None,
+                             password="pw" if change == ("RESET",) else None)
         try:
-            for cmd in [auth, ("ACL", "WHOAMI"), ("SET", "b:1", "x")]:
-                session.channel.send(encode_command(*cmd))
-            replies = [session.channel.recv() for _ in range(3)]
-            assert not replies[0].startswith(b"-"), replies
-            assert replies[1] == b"$5\r\nalice\r\n", replies
-            assert replies[2].startswith(REFUSAL), replies  # alice may not write b:1
-            session.channel.resume()
-        finally:
-            session.close()
-    with server.admin() as admin:
-        assert admin.execute("EXISTS", "b:1") == Integer(0)
-
-
-def test_reset_applies_to_the_commands_pipelined_after_it(server) -> None:
-    with alice(server):
-        session = RawSession(server)
-        try:
-            assert session.call("AUTH", "alice", "pw") == b"+OK\r\n"
-            for cmd in [("RESET",), ("ACL", "WHOAMI"), ("SET", "b:1", "x")]:
-                session.channel.send(encode_command(*cmd))
-            replies = [session.channel.recv() for _ in range(3)]
-            assert replies == [b"+RESET\r\n", b"$7\r\ndefault\r\n", b"+OK\r\n"]
+            assert session.call("PING") == b"+PONG\r\n"
+            assert not isinstance(session.control.execute(*change), Error)
+            with pytest.raises(ChannelClosed):
+                session.call("PING")
+            wait_for_sessions(server, 0)
         finally:
             session.close()
 
@@ -396,28 +436,134 @@ def test_auth_differential(server) -> None:
         ("ACL", "WHOAMI"), ("AUTH", "alice", "wrong"), ("ACL", "WHOAMI"), ("AUTH", "alice", "pw"),
         ("ACL", "WHOAMI"), ("SET", "a:1", "x"), ("SET", "b:1", "x"), ("GET", "b:1"),
         ("GET", "a:1"), ("AUTH", "default", "x"), ("ACL", "WHOAMI"), ("GET", "b:1"),
+        ("AUTH", "wrong"), ("AUTH", "nobody", "pw"), ("AUTH",), ("AUTH", "a", "b", "c"),
+        ("AUTH", "alice", ""), ("ACL", "WHOAMI"), ("SET", "b:2", "y"),
     ]
     with alice(server):
         via_shm, via_socket = run_both(server, seq)
     assert via_shm == via_socket, diff(seq, via_shm, via_socket)
     assert via_shm[4] == Bulk(b"alice")
     assert isinstance(via_shm[6], Error) and via_shm[6].code == "NOPERM"
+    assert via_shm[-2:] == [Bulk(b"default"), Status(b"OK")]
 
 
-def test_auth_over_shm_is_what_admins_see(server) -> None:
-    """CLIENT LIST and CLIENT KILL USER see the user a connection authenticated
-    as, whichever transport carried the AUTH."""
+def test_after_auth_the_session_runs_as_the_new_user(server) -> None:
+    """AUTH goes to the socket, never to the module; the session that follows
+    is bob's: what bob may do runs over shared memory, what he may not is
+    denied (the key's and the command's NOPERM) and changes nothing."""
+    with server.admin() as admin:
+        admin.execute("SET", "a:1", "untouched")
+    with bob(server), server.connect(shm="require") as conn, \
+            server.connect(shm="off") as sock:
+        assert conn.execute("SET", "a:1", "as-default") == Status(b"OK")
+        before = shm_counters(server)
+        assert conn.execute("AUTH", "bob", "pw") == sock.execute("AUTH", "bob", "pw") \
+            == Status(b"OK")
+        assert shm_counters(server) == before  # the module was not asked
+        assert (conn.transport, conn.username) == ("shm", "bob")
+        assert client_fields(server, own_client_id(conn))["user"] == "bob"
+        ran = shm_stat(server, "commands")
+        assert conn.execute("SET", "b:1", "x") == Status(b"OK")
+        assert conn.last_transport == "shm"
+        assert shm_stat(server, "commands") == ran + 1
+        for cmd in [("SET", "a:1", "as-bob"), ("GET", "a:1"), ("FLUSHALL",)]:
+            denied = conn.execute(*cmd)
+            assert isinstance(denied, Error) and denied.code == "NOPERM", (cmd, denied)
+            assert denied == sock.execute(*cmd), cmd
+        assert conn.execute("ACL", "WHOAMI") == Bulk(b"bob")
+        assert conn.transport == "shm"
+        wait_for_sessions(server, 1)
+    with server.admin() as admin:
+        assert admin.execute("GET", "a:1") == Bulk(b"as-default")
+        assert admin.execute("GET", "b:1") == Bulk(b"x")
+
+
+@pytest.mark.parametrize("change", [[("AUTH", "alice", "pw")],
+                                    [("HELLO", "3", "AUTH", "alice", "pw")],
+                                    [("AUTH", "alice", "pw"), ("RESET",)]],
+                         ids=["AUTH", "HELLO-AUTH", "RESET"])
+def test_a_user_change_applies_to_the_commands_pipelined_after_it(server, change) -> None:
+    """In one pipeline: the commands after AUTH/HELLO/RESET run as the new
+    user, over the new session."""
+    seq: list[Command] = [*change, ("ACL", "WHOAMI"), ("SET", "b:1", "x"), ("SET", "a:1", "y"),
+                          ("GET", "a:1"), ("GET", "a:missing")]
     with alice(server):
-        with server.connect(shm="require") as conn:
-            assert conn.execute("AUTH", "alice", "pw") == Status(b"OK")
-            own_id = conn.execute("CLIENT", "ID")
-            assert isinstance(own_id, Integer)
-            assert client_fields(server, own_id.value)["user"] == "alice"
+        before = shm_stat(server, "commands")
+        via_shm, via_socket = run_both(server, seq, pipelined=True)
+        assert shm_stat(server, "commands") >= before + 3  # SET a:1, GET a:1, GET a:missing
+    assert via_shm == via_socket, diff(seq, via_shm, via_socket)
+    user = "default" if change[-1] == ("RESET",) else "alice"
+    at = len(change)
+    assert via_shm[at] == Bulk(user.encode())
+    if user == "alice":
+        assert isinstance(via_shm[at + 1], Error) and via_shm[at + 1].code == "NOPERM"
+    else:
+        assert via_shm[at + 1] == Status(b"OK")
+
+
+@pytest.mark.parametrize("shm", ["require", "off"])
+def test_client_kill_user_after_auth_ends_the_connection(server, shm: str) -> None:
+    """CLIENT LIST and CLIENT KILL USER see the user a connection authenticated
+    as; after the kill the next command fails as on a socket."""
+    with bob(server):
+        conn = server.connect(shm=shm)
+        try:
+            assert conn.execute("AUTH", "bob", "pw") == Status(b"OK")
+            assert conn.transport == ("shm" if shm == "require" else "socket")
+            assert conn.execute("SET", "b:1", "x") == Status(b"OK")
+            assert client_fields(server, own_client_id(conn))["user"] == "bob"
             with server.admin() as admin:
-                assert admin.execute("CLIENT", "KILL", "USER", "alice") == Integer(1)
+                assert admin.execute("CLIENT", "KILL", "USER", "bob") == Integer(1)
             with pytest.raises(ConnectionError):
                 conn.execute("PING")
+            assert not conn.connected
+        finally:
+            conn.close()
     wait_for_sessions(server, 0)
+
+
+# ---------------------------------------------------------------------------
+# AUTH, HELLO and RESET inside MULTI
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ending", ["EXEC", "DISCARD"])
+@pytest.mark.parametrize("pipelined", [False, True], ids=["one-by-one", "pipelined"])
+def test_auth_and_hello_queued_in_a_transaction(server, ending: str, pipelined: bool) -> None:
+    """Queued, they take effect at EXEC (a new session follows), not at all
+    after DISCARD."""
+    seq: list[Command] = [("MULTI",), ("AUTH", "alice", "pw"), ("HELLO", "3"),
+                          ("ACL", "WHOAMI"), (ending,), ("ACL", "WHOAMI"),
+                          ("SET", "b:1", "x"), ("GET", "a:missing")]
+    expected = ("alice", 3) if ending == "EXEC" else ("default", 2)
+    results = {}
+    with alice(server):
+        for shm in ("require", "off"):
+            with server.connect(shm=shm) as conn:
+                replies = conn.execute_many(seq) if pipelined else [
+                    conn.execute(*cmd) for cmd in seq]
+                own_id = own_client_id(conn)
+                if ending == "EXEC":  # HELLO's reply, inside EXEC's, has the client id
+                    assert isinstance(replies[4], Array), replies[4]
+                    items = list(replies[4].items)
+                    items[1] = mask_hello_id(items[1], own_id)
+                    replies[4] = Array(items)
+                results[shm] = replies
+                assert (conn.username, conn.protocol) == expected
+                assert conn.transport == ("shm" if shm == "require" else "socket")
+                fields = client_fields(server, own_id)
+                assert (fields["user"], fields["resp"]) == (expected[0], str(expected[1]))
+                if shm == "require":
+                    assert conn.last_transport == "shm"  # GET a:missing
+                    wait_for_sessions(server, 1)
+    via_shm, via_socket = results["require"], results["off"]
+    assert via_shm == via_socket, diff(seq, via_shm, via_socket)
+    assert via_shm[5] == Bulk(expected[0].encode())
+    assert via_shm[7] == (Nil("null") if ending == "EXEC" else Nil("bulk"))
+    if ending == "EXEC":
+        assert isinstance(via_shm[6], Error) and via_shm[6].code == "NOPERM"
+    else:
+        assert via_shm[6] == Status(b"OK")
 
 
 # ---------------------------------------------------------------------------
@@ -433,17 +579,18 @@ def test_client_name_and_id_in_the_module(server) -> None:
         assert session.call("CLIENT", "GETNAME") == b"$8\r\nworker-1\r\n"
         assert client_fields(server, session.client_id)["name"] == "worker-1"
         assert session.control.execute("CLIENT", "GETNAME") == Bulk(b"worker-1")
-        bad = [("CLIENT", "SETNAME", "bad name"), ("CLIENT", "SETNAME", "a\nb"),
-               ("CLIENT", "SETNAME"), ("CLIENT", "SETNAME", "a", "b"), ("CLIENT", "GETNAME", "x"),
-               ("CLIENT", "ID", "x")]
+        bad = [("CLIENT", "SETNAME", "bad name"), ("CLIENT", "SETNAME", "a\nb")]
+        # wrong arities are refused, so that the socket answers (its error statistics)
+        wrong_arity = [("CLIENT", "SETNAME"), ("CLIENT", "SETNAME", "a", "b"),
+                       ("CLIENT", "GETNAME", "x"), ("CLIENT", "ID", "x")]
         differ = []
         for cmd in bad:
             via_shm, via_socket = session.call(*cmd), sock.call(*cmd)
-            if via_shm.startswith(REFUSAL):
-                session.channel.resume()
             if via_shm != via_socket:
                 differ.append(f"{cmd}: shm={via_shm!r} socket={via_socket!r}")
         assert not differ, "\n".join(differ)
+        for cmd in wrong_arity:
+            assert_refused(session, *cmd)
         assert session.call("CLIENT", "GETNAME") == b"$8\r\nworker-1\r\n"  # unchanged
         assert session.call("CLIENT", "SETNAME", "") == b"+OK\r\n"
         assert session.call("CLIENT", "GETNAME") == b"$-1\r\n"
@@ -464,7 +611,8 @@ def test_client_name_differential(server, protocol: int) -> None:
 
 
 def test_client_list_shows_the_connection_state(server) -> None:
-    """State changed over shm is the connection's state, as CLIENT LIST shows it."""
+    """State changed through the connection is its client's state, as CLIENT
+    LIST shows it, and the session after AUTH/HELLO is on shared memory."""
     with alice(server):
         fields = {}
         for shm in ("require", "off"):
@@ -472,12 +620,15 @@ def test_client_list_shows_the_connection_state(server) -> None:
                 for cmd in [("SELECT", "5"), ("CLIENT", "SETNAME", "lister"),
                             ("AUTH", "alice", "pw")]:
                     assert conn.execute(*cmd) == Status(b"OK"), cmd
-                own_id = conn.execute("CLIENT", "ID")
-                assert isinstance(own_id, Integer)
-                got = client_fields(server, own_id.value)
+                assert isinstance(conn.execute("HELLO", "3"), Map)
+                assert conn.execute("SET", "a:in-five", "x") == Status(b"OK")
+                assert conn.last_transport == ("shm" if shm == "require" else "socket")
+                got = client_fields(server, own_client_id(conn))
                 fields[shm] = {k: got[k] for k in ("db", "name", "user", "resp")}
-        assert fields["off"] == {"db": "5", "name": "lister", "user": "alice", "resp": "2"}
+                assert (conn.db, conn.username, conn.protocol) == (5, "alice", 3)
+        assert fields["off"] == {"db": "5", "name": "lister", "user": "alice", "resp": "3"}
         assert fields["require"] == fields["off"]
+    assert admin_get(server, 5, "a:in-five") == Bulk(b"x")
 
 
 # ---------------------------------------------------------------------------
@@ -522,19 +673,45 @@ def test_quit_through_the_connection(server) -> None:
 # ---------------------------------------------------------------------------
 
 
-def test_reset_in_the_module(server) -> None:
-    with alice(server), raw_pair(server, protocol=3) as (session, sock):
+def test_reset_is_refused_over_a_raw_session(server) -> None:
+    session = RawSession(server, protocol=3)
+    try:
+        for cmd in [("SELECT", "4"), ("CLIENT", "SETNAME", "before-reset")]:
+            assert session.call(*cmd) == b"+OK\r\n", cmd
+        assert_refused(session, "RESET")
+        assert_refused(session, "RESET", "extra")
+        # nothing was reset: RESP3, db 4, the name
+        assert session.call("GET", "missing") == b"_\r\n"
+        assert session.call("CLIENT", "GETNAME") == b"$12\r\nbefore-reset\r\n"
+        assert session.call("SET", "k", "still-in-four") == b"+OK\r\n"
+        fields = client_fields(server, session.client_id)
+        assert (fields["name"], fields["resp"]) == ("before-reset", "3")
+    finally:
+        session.close()
+    assert admin_get(server, 4, "k") == Bulk(b"still-in-four")
+
+
+def test_reset_through_the_connection(server) -> None:
+    """RESET runs on the socket; the new session is the reset client's: the
+    default user, RESP2, db 0, no name."""
+    with alice(server), server.connect(shm="require", protocol=3) as conn:
         for cmd in [("SELECT", "4"), ("CLIENT", "SETNAME", "before-reset"),
                     ("AUTH", "alice", "pw")]:
-            assert session.call(*cmd) == sock.call(*cmd) == b"+OK\r\n", cmd
-        assert session.call("GET", "a:missing") == b"_\r\n"  # RESP3 so far
-        assert session.call("RESET") == sock.call("RESET") == b"+RESET\r\n"
-        for cmd in [("ACL", "WHOAMI"), ("CLIENT", "GETNAME"), ("GET", "missing"),
-                    ("SET", "k", "after-reset"), ("HGETALL", "missing")]:
-            assert session.call(*cmd) == sock.call(*cmd), cmd
-        assert session.call("ACL", "WHOAMI") == b"$7\r\ndefault\r\n"
-        assert session.call("CLIENT", "GETNAME") == b"$-1\r\n"  # RESP2 nil: name gone
-        assert client_fields(server, session.client_id)["name"] == ""
+            assert conn.execute(*cmd) == Status(b"OK"), cmd
+        assert conn.execute("GET", "a:missing") == Nil("null")  # RESP3 so far
+        before = shm_counters(server)
+        assert conn.execute("RESET") == Status(b"RESET")
+        assert shm_counters(server) == before  # the module was not asked
+        assert (conn.transport, conn.db, conn.protocol, conn.username) == \
+            ("shm", 0, 2, "default")
+        fields = client_fields(server, own_client_id(conn))
+        assert (fields["user"], fields["name"], fields["resp"], fields["db"]) == \
+            ("default", "", "2", "0")
+        assert conn.execute("CLIENT", "GETNAME") == Nil("bulk")  # RESP2 nil: name gone
+        assert conn.execute("SET", "k", "after-reset") == Status(b"OK")  # not alice's key
+        assert conn.last_transport == "shm"
+        assert shm_counters(server)[0] == before[0] + 3  # CLIENT ID, GETNAME, SET
+        wait_for_sessions(server, 1)
     assert admin_get(server, 0, "k") == Bulk(b"after-reset")
     assert admin_get(server, 4, "k") == Nil("bulk")
 
@@ -565,6 +742,18 @@ def test_reset_requires_authentication_again(make_server, flavour: str, exec_mod
     assert via_shm == via_socket, diff(seq, via_shm, via_socket)
     assert isinstance(via_shm[2], Error) and via_shm[2].code == "NOAUTH"
     assert via_shm[7] == Bulk(b"v")
+    # unauthenticated after RESET: no session can be had, the socket carries on
+    with srv.connect(shm="require", password="secret") as conn:
+        assert conn.execute("RESET") == Status(b"RESET")
+        assert conn.transport == "socket" and conn.shm_error, conn.shm_error
+        wait_for_sessions(srv, 0)
+        reply = conn.execute("GET", "k")
+        assert isinstance(reply, Error) and reply.code == "NOAUTH"
+        assert conn.last_transport == "socket"
+        assert conn.execute("AUTH", "secret") == Status(b"OK")
+        assert (conn.transport, conn.shm_error) == ("shm", None)
+        assert conn.execute("GET", "k") == Bulk(b"v")
+        assert conn.last_transport == "shm"
 
 
 # ---------------------------------------------------------------------------
@@ -627,24 +816,16 @@ PARTIAL_HELLOS: list[list[Command]] = [
 AFTER_HELLO: list[Command] = [("ACL", "WHOAMI"), ("CLIENT", "GETNAME"), ("GET", "a:missing")]
 
 
-def raw_replies(call, own_id: int, commands: Sequence[Command]) -> list[Reply]:
-    replies = []
-    for cmd in commands:
-        reply = parse_one(call(*cmd))
-        if str(cmd[0]).upper() == "HELLO":
-            reply = mask_hello_id(reply, own_id)
-        replies.append(reply)
-    return replies
-
-
 @pytest.mark.parametrize("hello", PARTIAL_HELLOS, ids=lambda h: " ".join(map(str, h[0][2:])))
 def test_failing_hello_leaves_the_sockets_state(server, hello: list[Command]) -> None:
-    seq = hello + AFTER_HELLO
-    with alice(server), raw_pair(server) as (session, sock):
-        sock_id = parse_one(sock.call("CLIENT", "ID"))
-        assert isinstance(sock_id, Integer)
-        via_shm = raw_replies(session.call, session.client_id, seq)
-        via_socket = raw_replies(sock.call, sock_id.value, seq)
+    """Whatever part of a failed HELLO the server applied, the session opened
+    after it has too: commands over shm see the socket's user, name and
+    protocol (b:* is not alice's)."""
+    seq = hello + AFTER_HELLO + [("SET", "b:probe", "x"), ("GET", "a:missing")]
+    with alice(server):
+        ran = shm_stat(server, "commands")
+        via_shm, via_socket = run_both(server, seq)
+        assert shm_stat(server, "commands") > ran
     assert via_shm == via_socket, diff(seq, via_shm, via_socket)
 
 
@@ -700,3 +881,53 @@ def test_a_select_queued_in_a_failed_or_discarded_transaction_changes_nothing(se
         assert conn.db == 0
         conn.execute("SET", "x", "1")
     assert where_x_landed(server)[0] == Bulk(b"1")
+
+
+# ---------------------------------------------------------------------------
+# the server's idle `timeout` sees only the socket
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("exec_mode", ["main-thread", "fast-path"])
+def test_a_busy_shm_connection_outlives_the_idle_timeout(make_server, flavour: str,
+                                                         exec_mode: str) -> None:
+    """All the traffic goes over shared memory, where `timeout 1` cannot see
+    it; the connection must live as long as the same traffic on a socket."""
+    srv = make_server(flavour, exec_mode, config={"timeout": "1"})
+    with srv.connect(shm="require") as conn:
+        own_id = own_client_id(conn)
+        count = 0
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            count += 1
+            assert conn.execute("INCR", "n") == Integer(count)
+            assert (conn.last_transport, conn.transport) == ("shm", "shm")
+            assert shm_stat(srv, "sessions") == 1
+            time.sleep(0.2)  # the pace of the traffic, not a measurement
+        assert client_connected(srv, own_id)
+        assert conn.execute("GET", "n") == Bulk(str(count).encode())
+        assert conn.last_transport == "shm"
+        assert shm_stat(srv, "sessions") == 1
+        assert shm_stat(srv, "sessions_opened") == 1
+
+
+def test_an_idle_connection_is_closed_by_the_timeout_as_a_socket_is(make_server,
+                                                                   flavour: str) -> None:
+    srv = make_server(flavour, config={"timeout": "1"})
+    conns = {shm: srv.connect(shm=shm) for shm in ("require", "off")}
+    try:
+        ids = {}
+        for shm, conn in conns.items():
+            assert conn.execute("SET", f"k-{shm}", "v") == Status(b"OK")
+            ids[shm] = own_client_id(conn)
+        assert conns["require"].last_transport == "shm"
+        wait_until(lambda: not any(client_connected(srv, i) for i in ids.values()),
+                   "the server's timeout to close both idle clients")
+        wait_for_sessions(srv, 0)
+        for shm, conn in conns.items():
+            with pytest.raises(ConnectionError):
+                conn.execute("GET", f"k-{shm}")
+            assert not conn.connected, shm
+    finally:
+        for conn in conns.values():
+            conn.close()
