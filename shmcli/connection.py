@@ -409,7 +409,7 @@ class Connection:
         self._sync_socket()
         assert self._socket is not None
         self.last_transport = "socket"
-        self._socket.send(b"".join(request for _, request in batch[start:end]))
+        self._send_socket(b"".join(request for _, request in batch[start:end]))
         for name, request in batch[start:end]:
             reply = self._read_socket(name)
             self._note_state(name, request, reply, via_shm=False)
@@ -420,9 +420,16 @@ class Connection:
         return end
 
     def _socket_execute(self, request: bytes) -> Reply:
-        assert self._socket is not None
-        self._socket.send(request)
+        self._send_socket(request)
         return self._read_socket()
+
+    def _send_socket(self, data: bytes) -> None:
+        assert self._socket is not None
+        try:
+            self._socket.send(data)
+        except OSError:  # a reset or broken pipe: the connection is over, as for a read
+            self.close()
+            raise
 
     def _read_socket(self, name: bytes = b"") -> Reply:
         """The reply to the command `name`; RESP3 pushes that are not its
@@ -472,7 +479,7 @@ class Connection:
                 or time.monotonic() - sock.last_used <= KEEPALIVE_AFTER):
             return
         try:
-            sock.send(_PING)
+            self._send_socket(_PING)
             self._read_socket()  # its reply (or NOPERM) is not the caller's
         except (ConnectionError, OSError):
             self.close()  # the caller has its reply; the next command reports the loss
