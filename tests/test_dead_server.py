@@ -15,6 +15,7 @@ import sys
 import threading
 
 import pytest
+from servers import wait_until
 
 from shmcli.channel import ChannelTimeout
 
@@ -100,7 +101,10 @@ def test_a_fork_child_lets_go_of_the_module_sockets(make_server) -> None:
         with open("/proc/net/unix") as f:  # the module's listening socket, by its path
             listening = {line.split()[6] for line in f if line.rstrip().endswith(srv.shm_socket)}
         assert listening and listening <= before
-        assert not listening & socket_inodes(child[0])
+        # the child closes them in its atfork handler, which runs once the
+        # child is first scheduled: a moment after the fork, not at once
+        wait_until(lambda: not listening & socket_inodes(child[0]),
+                   "the fork child to close the module's sockets")
         srv.kill()
         with pytest.raises(ConnectionError, match="Server closed the connection"):
             conn.execute("PING")

@@ -219,19 +219,17 @@ static void run_session(struct pass *p, struct shm_session *s) {
 
 struct shm_pass_result shm_execute_pass(void) {
     struct pass p = {0};
-    pthread_mutex_lock(&table_lock);
+    struct shm_session *s;
+    shm_table_lock();
     shm_pass_running = 1;
     p.ctx_flags = RM.GetContextFlags(dctx);
-    for (int i = 0; i < session_slots; i++) {
-        struct shm_session *s = sessions[i];
-        if (!s || s->failed) continue;
-        run_session(&p, s);
+    for (int c = 0; (s = shm_session_next(&c));) {
+        if (!s->failed) run_session(&p, s);
         drop_user(&p);
+        if (s->failed) p.result.failed = 1;
     }
-    for (int i = 0; i < session_slots; i++)
-        if (sessions[i] && sessions[i]->failed) p.result.failed = 1;
     shm_pass_running = 0;
-    pthread_mutex_unlock(&table_lock);
+    shm_table_unlock();
     return p.result;
 }
 
@@ -244,34 +242,32 @@ static int session_has_work(const struct shm_session *s) {
 
 int shm_work_pending(void) {
     int pending = 0;
-    pthread_mutex_lock(&table_lock);
-    for (int i = 0; i < session_slots && !pending; i++)
-        pending = sessions[i] && session_has_work(sessions[i]);
-    pthread_mutex_unlock(&table_lock);
+    struct shm_session *s;
+    shm_table_lock();
+    for (int c = 0; !pending && (s = shm_session_next(&c));) pending = session_has_work(s);
+    shm_table_unlock();
     return pending;
 }
 
 int shm_mark_sleeping(int sleeping) {
     int pending = 0, cpu = sleeping ? sched_getcpu() : -1;
-    pthread_mutex_lock(&table_lock);
-    for (int i = 0; i < session_slots; i++) {
-        struct shm_session *s = sessions[i];
-        if (!s) continue;
+    struct shm_session *s;
+    shm_table_lock();
+    for (int c = 0; (s = shm_session_next(&c));) {
         if (sleeping) /* for the client's adaptive spin: where we will be woken */
             atomic_store_explicit(&s->hdr->req.consumer_cpu, cpu, memory_order_relaxed);
         atomic_store_explicit(&s->hdr->req.consumer_waiting, (uint32_t)sleeping,
                               sleeping ? memory_order_seq_cst : memory_order_relaxed);
         if (sleeping) pending |= session_has_work(s);
     }
-    pthread_mutex_unlock(&table_lock);
+    shm_table_unlock();
     return pending;
 }
 
 void shm_reap_failed(void) {
-    pthread_mutex_lock(&table_lock);
-    for (int i = 0; i < session_slots; i++) {
-        struct shm_session *s = sessions[i];
-        if (s && s->failed) shm_session_close(s, s->failed[0] ? s->failed : NULL);
-    }
-    pthread_mutex_unlock(&table_lock);
+    struct shm_session *s;
+    shm_table_lock();
+    for (int c = 0; (s = shm_session_next(&c));)
+        if (s->failed) shm_session_close(s, s->failed[0] ? s->failed : NULL);
+    shm_table_unlock();
 }

@@ -38,22 +38,23 @@ void shm_reply_hold(struct shm_session *s) {
 int shm_note_before_sleep(void) {
     before_sleep_count++;
     int held = 0;
-    pthread_mutex_lock(&table_lock);
-    for (int i = 0; i < session_slots && !held; i++) held = sessions[i] && sessions[i]->rep.hold;
-    pthread_mutex_unlock(&table_lock);
+    struct shm_session *s;
+    shm_table_lock();
+    for (int c = 0; !held && (s = shm_session_next(&c));) held = s->rep.hold;
+    shm_table_unlock();
     return held;
 }
 
 void shm_publish_held(void) {
-    pthread_mutex_lock(&table_lock);
-    for (int i = 0; i < session_slots; i++) {
-        struct shm_session *s = sessions[i];
-        if (!s || !s->rep.hold || s->held_at == before_sleep_count) continue;
+    struct shm_session *s;
+    shm_table_lock();
+    for (int c = 0; (s = shm_session_next(&c));) {
+        if (!s->rep.hold || s->held_at == before_sleep_count) continue;
         s->rep.hold = 0;
         shm_ring_publish(&s->rep);
         wake_client(s);
     }
-    pthread_mutex_unlock(&table_lock);
+    shm_table_unlock();
 }
 
 static void release_output(struct shm_session *s) {

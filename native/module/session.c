@@ -48,9 +48,9 @@ struct pending_conn {
     long long expires_ms;
 };
 
-pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
-struct shm_session **sessions;
-int session_slots;
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shm_session **sessions; /* slots; NULL = free */
+static int session_slots;
 struct shm_stats shm_stats;
 int shm_pass_running;
 
@@ -65,6 +65,18 @@ static const char *const socket_path = location.path;
 static uint64_t next_session_id = 1;
 
 const char *shm_socket_path(void) { return socket_path; }
+
+void shm_table_lock(void) { pthread_mutex_lock(&table_lock); }
+void shm_table_unlock(void) { pthread_mutex_unlock(&table_lock); }
+int shm_sessions_ever(void) { return session_slots; }
+
+struct shm_session *shm_session_next(int *cursor) {
+    while (*cursor < session_slots) {
+        struct shm_session *s = sessions[(*cursor)++];
+        if (s) return s;
+    }
+    return NULL;
+}
 
 int shm_session_count(void) {
     int n = 0;

@@ -49,13 +49,19 @@ struct shm_session {
     size_t out_len, out_off;
 };
 
-extern pthread_mutex_t table_lock;
 /* Set while a pass executes commands (GIL and table lock held). */
 extern int shm_pass_running;
 
-/* Sessions live in a fixed array of shm.max-sessions slots (NULL = free). */
-extern struct shm_session **sessions;
-extern int session_slots;
+/* The session table belongs to session.c.  Everyone else walks it with the
+   table lock held:
+       shm_table_lock();
+       for (int c = 0; (s = shm_session_next(&c));) ...
+       shm_table_unlock();                                                   */
+void shm_table_lock(void);
+void shm_table_unlock(void);
+struct shm_session *shm_session_next(int *cursor);
+/* 0 until the first session ever opened: lets idle hooks return at once. */
+int shm_sessions_ever(void);
 
 int shm_sessions_init(RedisModuleCtx *ctx);
 void shm_sessions_shutdown(void);

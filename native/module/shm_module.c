@@ -47,7 +47,7 @@ static void on_event_loop(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t su
     (void)data;
     int main_thread_mode = shm_cfg.exec_mode == SHM_EXEC_MAIN_THREAD;
     if (sub == RM_SUBEVENT_EVENTLOOP_AFTER_SLEEP) {
-        if (!session_slots) return;
+        if (!shm_sessions_ever()) return;
         shm_publish_held(); /* the AOF was written in the last beforeSleep */
         if (main_thread_mode) shm_mark_sleeping(0);
         struct shm_pass_result r = shm_execute_pass();
@@ -55,7 +55,7 @@ static void on_event_loop(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t su
         shm_reap_failed();
     } else {
         shm_sessions_expire();
-        if (!session_slots) return;
+        if (!shm_sessions_ever()) return;
         /* Held replies and work that arrived after the pass must not wait
            for the next event. */
         int held = shm_note_before_sleep();
@@ -96,10 +96,10 @@ static void on_info(RedisModuleInfoCtx *ictx, int for_crash_report) {
     RM.InfoAddFieldCString(ictx, "socket", (char *)shm_socket_path());
     /* INFO may come from a session itself, inside a pass that holds the lock. */
     int locked = !shm_pass_running;
-    if (locked) pthread_mutex_lock(&table_lock);
+    if (locked) shm_table_lock();
     long long open_sessions = shm_session_count();
     struct shm_buffered buffered = shm_sessions_buffered();
-    if (locked) pthread_mutex_unlock(&table_lock);
+    if (locked) shm_table_unlock();
     struct {
         const char *name;
         unsigned long long value;
