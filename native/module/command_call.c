@@ -17,6 +17,13 @@
  * in the server's order.  An ACL denial is answered here when the server
  * words it as on the socket (-NOPERM, Redis 7.2+ and Valkey); Redis 7.0
  * words it differently, so there it is refused too.
+ *
+ * The server writes the ACL LOG entry of a denial.  Redis 7.0 names in it
+ * the user of the context's own client instead of the session's (fixed in
+ * 7.2, the release that brought RegisterAuthCallback, which marks it here).
+ * On 7.0 a denial is therefore found first, and for that one call the
+ * context's client is authenticated as the session's user, then given back
+ * to "default": its user pointer must not outlive an ACL DELUSER.
  */
 #include "command_call.h"
 
@@ -34,6 +41,23 @@ static int starts_with(RedisModuleCallReply *r, const char *prefix) {
     return proto && len >= plen && !memcmp(proto, prefix, plen);
 }
 
+/* Redis 7.0 only: a denied call, logged under the session's user. */
+static int denied_and_logged(RedisModuleCtx *ctx, RedisModuleUser *user, const char *cname,
+                             RedisModuleString **args, size_t nargs) {
+    if (RM.RegisterAuthCallback || RM.ACLCheckCommandPermissions(user, args, (int)nargs) == RM_OK)
+        return 0;
+    /* A disabled user cannot be authenticated: the denial then stays
+       unlogged rather than logged under a user the context may no longer
+       hold safely. */
+    if (RM.AuthenticateClientWithUser(ctx, user, NULL, NULL, NULL) == RM_OK) {
+        RedisModuleCallReply *r = RM.Call(ctx, cname, "vEC", args + 1, nargs - 1);
+        if (r) RM.FreeCallReply(r);
+        if (RM.AuthenticateClientWithACLUser(ctx, "default", 7, NULL, NULL, NULL) != RM_OK)
+            RM.Log(NULL, "warning", "shm: cannot give the executor's context back to 'default'");
+    }
+    return 1;
+}
+
 struct shm_call_result shm_call(RedisModuleCtx *ctx, struct shm_session *s,
                                 RedisModuleUser *user, enum shm_call_mode mode,
                                 RedisModuleString **args, size_t nargs) {
@@ -47,6 +71,10 @@ struct shm_call_result shm_call(RedisModuleCtx *ctx, struct shm_session *s,
     memcpy(cname, name, name_len);
     cname[name_len] = '\0';
     RM.SetContextUser(ctx, user);
+    if (denied_and_logged(ctx, user, cname, args, nargs)) {
+        if (cname != small) RM.Free(cname);
+        return (struct shm_call_result){NULL, "denied by ACL: the socket answers"};
+    }
     errno = 0;
     RedisModuleCallReply *r = RM.Call(ctx, cname, flags_for(mode, s->resp), args + 1, nargs - 1);
     int err = errno;

@@ -288,6 +288,13 @@ struct rm_api {
     int (*FreeModuleUser)(RedisModuleUser *user);
     void (*SetContextUser)(RedisModuleCtx *ctx, const RedisModuleUser *user); /* 7.0.6 */
     int (*ACLCheckCommandPermissions)(RedisModuleUser *user, RedisModuleString **argv, int argc);
+    int (*AuthenticateClientWithUser)(RedisModuleCtx *ctx, RedisModuleUser *user, void *callback,
+                                      void *privdata, uint64_t *client_id);
+    int (*AuthenticateClientWithACLUser)(RedisModuleCtx *ctx, const char *name, size_t len,
+                                         void *callback, void *privdata, uint64_t *client_id);
+    /* 7.2+: only probed, as the mark of servers whose RedisModule_Call words
+       and logs ACL denials as the socket does (command_call.c) */
+    int (*RegisterAuthCallback)(RedisModuleCtx *ctx, void *cb);
     unsigned long long (*GetClientId)(RedisModuleCtx *ctx);
     int (*GetClientInfoById)(void *ci, uint64_t id);
     RedisModuleString *(*GetClientUserNameById)(RedisModuleCtx *ctx, uint64_t id);
