@@ -45,8 +45,11 @@ def custom_server() -> Iterator[Callable[..., Server]]:
     started: list[Server] = []
 
     def make(flavour: str, exec_mode: str, config: dict[str, str] | None = None,
-             extra: list[str] | None = None) -> Server:
+             extra: list[str] | None = None, drop: tuple[str, ...] = ()) -> Server:
+        """`drop`: configuration keys the Server sets by default to leave out."""
         srv = ArgvServer(flavour, exec_mode, config, extra=extra)
+        for key in drop:
+            del srv.config[key]
         started.append(srv)
         return srv.start()
 
