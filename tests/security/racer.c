@@ -14,11 +14,13 @@
  *   --attempts N       at most N attempts (default 20000)
  *   --millis MS        and at most MS milliseconds (default 3000)
  *   --a HEX --b HEX    the two variants (hex of RESP requests, same length)
+ *   --probe HEX        a request sent (unraced) after every attempt
  *   --final HEX        a request sent once after the race (repeatable)
  *
  * Output, one fact per line:
  *   HELLO <answer>                  the module's answer to the hello
  *   REPLY <count> <hex>             each distinct reply (first 256 bytes)
+ *   PROBE <count> <hex>             each distinct reply to the probe
  *   FINAL <hex>                     the reply to each --final request
  *   DONE <attempts> <closed>        closed = 1 when the server ended the session
  */
@@ -53,10 +55,14 @@ static int doorbell, sock;
 
 /* ---- the flipping thread ---- */
 
-static _Atomic(volatile char *) target;
+static _Atomic(volatile uint64_t *) target;
 static _Atomic int active, busy, quit;
-static const char *variant_a, *variant_b;
-static size_t variant_len;
+/* The variants as aligned 64-bit words (a payload starts 8-aligned in the
+   ring and its record is padded to 8), and the indexes of the words that
+   differ: each word switches in one store, so the copy the server takes is
+   A or B far more often than a torn mix (torn mixes are tried too). */
+static uint64_t *words_a, *words_b;
+static size_t diff[512], ndiff;
 
 static void *flipper(void *unused) {
     (void)unused;
@@ -67,17 +73,17 @@ static void *flipper(void *unused) {
             __builtin_ia32_pause();
             continue;
         }
-        volatile char *p = atomic_load(&target);
+        volatile uint64_t *p = atomic_load(&target);
         while (atomic_load_explicit(&active, memory_order_relaxed)) {
-            for (size_t i = 0; i < variant_len; i++) p[i] = variant_b[i];
-            for (size_t i = 0; i < variant_len; i++) p[i] = variant_a[i];
+            for (size_t i = 0; i < ndiff; i++) p[diff[i]] = words_b[diff[i]];
+            for (size_t i = 0; i < ndiff; i++) p[diff[i]] = words_a[diff[i]];
         }
         atomic_store(&busy, 0);
     }
     return NULL;
 }
 
-static void flipping(volatile char *p) {
+static void flipping(volatile uint64_t *p) {
     atomic_store(&target, p);
     atomic_store(&active, 1);
 }
@@ -247,24 +253,34 @@ static long get_reply(char *buf, size_t bufcap) {
 
 /* ---- distinct replies ---- */
 
-static struct {
-    char data[KEEP];
-    size_t len;
-    long count;
-} kinds[MAX_KINDS];
-static int nkinds;
+struct tally {
+    struct {
+        char data[KEEP];
+        size_t len;
+        long count;
+    } kinds[MAX_KINDS];
+    int n;
+};
+static struct tally replies, probes;
 
-static void count_reply(const char *buf, size_t len) {
+static void count_reply(struct tally *t, const char *buf, size_t len) {
     if (len > KEEP) len = KEEP;
-    for (int i = 0; i < nkinds; i++)
-        if (kinds[i].len == len && !memcmp(kinds[i].data, buf, len)) {
-            kinds[i].count++;
+    for (int i = 0; i < t->n; i++)
+        if (t->kinds[i].len == len && !memcmp(t->kinds[i].data, buf, len)) {
+            t->kinds[i].count++;
             return;
         }
-    int i = nkinds < MAX_KINDS ? nkinds++ : MAX_KINDS - 1; /* the last slot: "others" */
-    memcpy(kinds[i].data, buf, len);
-    kinds[i].len = len;
-    kinds[i].count++;
+    int i = t->n < MAX_KINDS ? t->n++ : MAX_KINDS - 1; /* the last slot: "others" */
+    memcpy(t->kinds[i].data, buf, len);
+    t->kinds[i].len = len;
+    t->kinds[i].count++;
+}
+
+static void print_tally(const char *tag, const struct tally *t) {
+    for (int i = 0; i < t->n; i++) {
+        printf("%s %ld ", tag, t->kinds[i].count);
+        print_hex("", t->kinds[i].data, t->kinds[i].len);
+    }
 }
 
 static int refused(const char *buf, long len) {
@@ -285,14 +301,15 @@ int main(int argc, char **argv) {
     if (!shm_ring_size_valid(cap)) die("ring size");
     long attempts = 20000, millis = 3000;
     int semaphore = 0, nfinal = 0;
-    char *a = NULL, *b = NULL, *finals[16];
-    size_t alen = 0, blen = 0, final_len[16];
+    char *a = NULL, *b = NULL, *probe = NULL, *finals[16];
+    size_t alen = 0, blen = 0, probe_len = 0, final_len[16];
     for (int i = 4; i < argc; i++) {
         if (!strcmp(argv[i], "--semaphore")) semaphore = 1;
         else if (!strcmp(argv[i], "--attempts") && i + 1 < argc) attempts = atol(argv[++i]);
         else if (!strcmp(argv[i], "--millis") && i + 1 < argc) millis = atol(argv[++i]);
         else if (!strcmp(argv[i], "--a") && i + 1 < argc) a = unhex(argv[++i], &alen);
         else if (!strcmp(argv[i], "--b") && i + 1 < argc) b = unhex(argv[++i], &blen);
+        else if (!strcmp(argv[i], "--probe") && i + 1 < argc) probe = unhex(argv[++i], &probe_len);
         else if (!strcmp(argv[i], "--final") && i + 1 < argc && nfinal < 16) {
             finals[nfinal] = unhex(argv[++i], &final_len[nfinal]);
             nfinal++;
@@ -308,9 +325,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "racer: --a and --b must have the same length\n");
         return 1;
     }
-    variant_a = a;
-    variant_b = b;
-    variant_len = alen;
+    size_t nwords = (alen + 7) / 8;
+    if (nwords > sizeof diff / sizeof diff[0]) die("variants too long");
+    words_a = calloc(nwords, 8);
+    words_b = calloc(nwords, 8);
+    memcpy(words_a, a, alen);
+    memcpy(words_b, b, blen);
+    for (size_t i = 0; i < nwords; i++)
+        if (words_a[i] != words_b[i]) diff[ndiff++] = i;
     pthread_t thread;
     if (pthread_create(&thread, NULL, flipper, NULL)) die("pthread_create");
 
@@ -324,7 +346,7 @@ int main(int argc, char **argv) {
             closed = 1;
             break;
         }
-        flipping(payload);
+        flipping((volatile uint64_t *)payload);
         publish();
         long n = get_reply(reply, sizeof reply);
         stop_flipping();
@@ -333,15 +355,23 @@ int main(int argc, char **argv) {
             break;
         }
         done++;
-        count_reply(reply, (size_t)n);
+        count_reply(&replies, reply, (size_t)n);
         if (refused(reply, n)) resume();
+        if (probe) {
+            char *at = put_record(SHM_REC_REQUEST, probe, (uint32_t)probe_len);
+            n = at ? (publish(), get_reply(reply, sizeof reply)) : -1;
+            if (n < 0) {
+                closed = 1;
+                break;
+            }
+            count_reply(&probes, reply, (size_t)n);
+            if (refused(reply, n)) resume();
+        }
     }
     atomic_store(&quit, 1);
     pthread_join(thread, NULL);
-    for (int i = 0; i < nkinds; i++) {
-        printf("REPLY %ld ", kinds[i].count);
-        print_hex("", kinds[i].data, kinds[i].len);
-    }
+    print_tally("REPLY", &replies);
+    print_tally("PROBE", &probes);
     for (int i = 0; i < nfinal && !closed; i++) {
         char *payload = put_record(SHM_REC_REQUEST, finals[i], (uint32_t)final_len[i]);
         long n = payload ? (publish(), get_reply(reply, sizeof reply)) : -1;

@@ -2,7 +2,8 @@
 
 A C client (racer.c) writes a request record and, from a second thread,
 rewrites its payload between two same-length variants as fast as it can until
-the reply comes, for a bounded number of attempts.  Whatever the server copied
+the reply comes, for a bounded number of attempts; after each one it asks
+ACL WHOAMI, unraced, so even a passing escalation is seen.  Whatever the server copied
 (variant A, variant B, or a torn mix), it must have acted on that one copy:
 the session keeps its user (AUTH/HELLO checked on one name and applied to
 another; AUTH classified while HGET runs), protected commands never run
@@ -32,6 +33,7 @@ MILLIS = 2500
 ATTACKER, PRIVILEGED = "mallory", "rootusr"  # same length: the names swap in place
 SECRET = "a-password-the-attacker-never-learns"
 FINALS = [encode_command("ACL", "WHOAMI"), encode_command("KEYS", "*")]
+PROBE = encode_command("ACL", "WHOAMI")  # after every attempt: who is the session now?
 
 
 def single_word(total: int) -> bytes:
@@ -86,6 +88,7 @@ class Race:
     runs: int = 0
     closed_runs: int = 0
     replies: Counter[bytes] = field(default_factory=Counter)
+    probes: Counter[bytes] = field(default_factory=Counter)
     finals: list[list[bytes]] = field(default_factory=list)
     hellos: list[str] = field(default_factory=list)
 
@@ -110,7 +113,7 @@ def race(srv: Server, racer: Path, a: bytes, b: bytes) -> tuple[Race, int]:
             token, path, ring = handshake(ctl)
             lines = run_racer(racer, path, token, ring, "--attempts",
                               str(ATTEMPTS - result.attempts), "--millis", str(left_ms),
-                              "--a", a.hex(), "--b", b.hex(),
+                              "--a", a.hex(), "--b", b.hex(), "--probe", PROBE.hex(),
                               *[w for f in FINALS for w in ("--final", f.hex())])
             result.runs += 1
             finals = []
@@ -118,9 +121,10 @@ def race(srv: Server, racer: Path, a: bytes, b: bytes) -> tuple[Race, int]:
                 tag, _, rest = line.partition(" ")
                 if tag == "HELLO":
                     result.hellos.append(rest)
-                elif tag == "REPLY":
+                elif tag in ("REPLY", "PROBE"):
                     count, data = rest.split(" ")
-                    result.replies[bytes.fromhex(data)] += int(count)
+                    tally = result.replies if tag == "REPLY" else result.probes
+                    tally[bytes.fromhex(data)] += int(count)
                 elif tag == "FINAL":
                     finals.append(bytes.fromhex(rest))
                 elif tag == "DONE":
@@ -174,6 +178,9 @@ def test_rewriting_a_request_in_flight_gains_nothing(
     assert result.attempts > 0
     assert not marker.exists(), "MODULE LOAD ran: the attacker's code ran in the server"
     assert server_facts(srv) == before, "a protected command ran (replid or MODULE LIST moved)"
+    for probe in result.probes:
+        assert probe == b"$7\r\nmallory\r\n" or probe.startswith(REFUSED), \
+            f"between attempts the session answered ACL WHOAMI with {probe!r}"
     for finals in result.finals:
         assert len(finals) == 2, result.finals
         whoami, keys = finals
