@@ -10,9 +10,11 @@ environment, for the server process only:
 - SHMCLI_TEST_MODULE: the module to load instead of shmcli's own build;
 - SHMCLI_TEST_PRELOAD: LD_PRELOAD for the server (libasan first; see
   tests/security/sanitized_build.py).  With it, the server gets ASAN_OPTIONS
-  and UBSAN_OPTIONS that stop at the first error and write the report into
-  its directory, its stdout/stderr go to `stderr.log` there, and Redis's
-  crash-time memory test (which trips over ASan's shadow memory) is off.
+  and UBSAN_OPTIONS that stop at the first error, with the report in its
+  directory (ASan: `asan.<pid>`; UBSan, which writes to stderr whatever its
+  log_path says: `stderr.log`, where the server's stdout/stderr go), and two
+  server settings that get in the sanitizers' way are off
+  (crash-memcheck-enabled, set-proc-title).
   `log()` shows any report after server.log; `cleanup()` copies reports to
   SHMCLI_TEST_SANITIZER_REPORTS (a directory) when set, and otherwise keeps
   the server's directory when there is one.
@@ -76,7 +78,10 @@ class Server:
             self.config["shm.exec-mode"] = exec_mode
         self.preload = os.environ.get("SHMCLI_TEST_PRELOAD", "")
         if self.preload:
-            self.config["crash-memcheck-enabled"] = "no"
+            # The crash-time memory test reads ASan's shadow memory; the process
+            # title would overwrite the environment that UBSan reads (from
+            # /proc/self/environ, at its first report) for UBSAN_OPTIONS.
+            self.config.update({"crash-memcheck-enabled": "no", "set-proc-title": "no"})
         self.config.update(config or {})
         self.load_module = load_module
         self.process: subprocess.Popen[bytes] | None = None
@@ -100,8 +105,7 @@ class Server:
                     ASAN_OPTIONS, f"log_path={self.dir / 'asan'}",
                     os.environ.get("ASAN_OPTIONS")))),
                 "UBSAN_OPTIONS": ":".join(filter(None, (
-                    UBSAN_OPTIONS, f"log_path={self.dir / 'ubsan'}",
-                    os.environ.get("UBSAN_OPTIONS"))))}
+                    UBSAN_OPTIONS, os.environ.get("UBSAN_OPTIONS"))))}
 
     def start(self, timeout: float = 10.0) -> Server:
         output = (open(self.dir / "stderr.log", "ab") if self.preload
