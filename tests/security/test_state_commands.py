@@ -16,7 +16,7 @@ import pytest
 from sec_raw import PASSWORD, RawSession, client_line, del_users, is_refusal, set_user, socket_as
 from servers import Server
 
-from shmcli.resp import Integer
+from shmcli.resp import Bulk, Integer, Status, parse_one
 
 USER = "stateful"
 
@@ -81,3 +81,30 @@ def test_bad_select_and_setname_get_the_sockets_error(user: Server, cmd: tuple[s
         assert srv.alive(), f"{cmd} killed the server:\n{srv.log()[-3000:]}"
         assert reply == expected, f"{cmd}: shm {reply!r} != socket {expected!r}"
         assert state_of(session, srv) == before
+
+
+HELLO_ERRORS: list[tuple[str, ...]] = [
+    ("HELLO", "4"), ("HELLO", "2", "SETNAME", "a\r\nb"), ("HELLO", "2", "SETNAME", "a b"),
+    ("HELLO", "2", "AUTH", USER), ("HELLO", "2", "AUTH", USER, "wrong"),
+    ("HELLO", "2", "BOGUS\r\nOPTION"), ("AUTH", USER, "wrong"), ("AUTH", "nobody", "x"),
+]
+
+
+@pytest.mark.parametrize("cmd", HELLO_ERRORS, ids=[repr(" ".join(c)) for c in HELLO_ERRORS])
+def test_failing_identity_commands_through_a_connection(user: Server,
+                                                        cmd: tuple[str, ...]) -> None:
+    """shmcli sends them over its socket: the socket's exact error (issue 9
+    saw CR/LF of a HELLO option come back in an error line), and the user
+    stays."""
+    srv = user
+    sock = socket_as(srv, USER, PASSWORD)
+    try:
+        expected = sock.call(*cmd)
+    finally:
+        sock.close()
+    assert expected.startswith(b"-") and b"\n" not in expected[:-2], expected
+    with srv.connect(shm="require", username=USER, password=PASSWORD) as conn:
+        assert conn.execute(*cmd) == parse_one(expected), cmd
+        assert conn.execute("ACL", "WHOAMI") == Bulk(USER.encode())
+        assert conn.execute("PING") == Status(b"PONG")
+        assert conn.transport == "shm"
