@@ -349,7 +349,7 @@ ZCARD ZCOUNT ZLEXCOUNT ZUNIONSTORE ZINTERSTORE ZINTER ZUNION ZDIFF ZPOPMIN ZPOPM
 XADD XRANGE XREVRANGE XLEN XDEL XTRIM XINFO XGROUP XACK XCLAIM XAUTOCLAIM XPENDING SETBIT GETBIT
 BITCOUNT BITPOS BITOP BITFIELD BITFIELD_RO PFADD PFCOUNT PFMERGE GEOADD GEODIST GEOPOS GEOSEARCH
 GEOSEARCHSTORE GEORADIUS PING ECHO TIME LASTSAVE INFO COMMAND MEMORY LATENCY SLOWLOG PUBLISH
-PUBSUB SORT SORT_RO OBJECT TYPE STRLEN""".split()
+PUBSUB SORT SORT_RO""".split()
 STATE = "SELECT AUTH HELLO RESET QUIT READONLY READWRITE ASKING".split()
 CLIENT_SUBCOMMANDS = ["ID", "GETNAME", "SETNAME", "INFO", "LIST", "TRACKING", "CACHING",
                       "NO-EVICT", "NO-TOUCH", "GETREDIR", "UNBLOCK", "TRACKINGINFO", "UNPAUSE"]
@@ -378,7 +378,9 @@ def argument(rng: random.Random) -> bytes:
     if r < 0.55:
         return rng.choice(WORDS).encode()
     if r < 0.8:
-        return rng.choice(INTS).encode() if rng.random() < 0.4 else str(rng.randint(-3, 200)).encode()
+        if rng.random() < 0.4:
+            return rng.choice(INTS).encode()
+        return str(rng.randint(-3, 200)).encode()
     if r < 0.98:
         return rng.randbytes(rng.choice([0, 1, 5, 16, 64, 300]))
     return rng.randbytes(rng.choice([3000, 12000, 20000]))  # fragments, or over the input limit
@@ -399,13 +401,16 @@ def random_argv(rng: random.Random, restricted: bool) -> list[bytes]:
         name.append(rng.choice(SUBCOMMANDS[name[0]]))
     if rng.random() < 0.2:
         name[0] = rng.choice([name[0].lower(), name[0].title()])
-    return [n.encode() for n in name] + [argument(rng) for _ in range(rng.choice([0, 0, 1, 1, 2, 2, 3, 4, 6, 9]))]
+    arity = rng.choice([0, 0, 1, 1, 2, 2, 3, 4, 6, 9])
+    return [n.encode() for n in name] + [argument(rng) for _ in range(arity)]
 
 
 HUGE_FRAMES = [b"*99999999999\r\n", b"*2147483648\r\n$3\r\nGET\r\n", b"*4294967297\r\n",
                b"*1\r\n$2147483647\r\nGET\r\n", b"*1\r\n$99999999999999999999\r\n",
-               b"*1\r\n$1048577\r\n" + b"x" * 100, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000000\r\nab",
-               b"*-1\r\n", b"*0\r\n", b"*1\r\n$-1\r\n", b"*1\r\n$0\r\n\r\n", b"*01\r\n$4\r\nPING\r\n",
+               b"*1\r\n$1048577\r\n" + b"x" * 100,
+               b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000000\r\nab",
+               b"*-1\r\n", b"*0\r\n", b"*1\r\n$-1\r\n", b"*1\r\n$0\r\n\r\n",
+               b"*01\r\n$4\r\nPING\r\n",
                b"*+1\r\n$4\r\nPING\r\n", b"*1\r\n$+4\r\nPING\r\n", b"*1\r\n$4\r\nPING",
                b"*1\r\n$4\r\nPINGX\r\n", b"*1\r\n$4\r\nPING\r\nEXTRA", b"*1\n$4\nPING\n", b"\r\n",
                b"", b"PING\r\n", b"*1\r\n:4\r\n", b"*1\r\n*1\r\n$4\r\nPING\r\n",
@@ -463,7 +468,7 @@ def cut(rng: random.Random, payload: bytes, largest: int) -> list[bytes]:
     if len(payload) > 1 and rng.random() < 0.35:
         cuts.update(rng.sample(range(1, len(payload)), min(len(payload) - 1, rng.randint(1, 4))))
     points = sorted(cuts)
-    return [payload[a:b] for a, b in zip(points, points[1:])] or [b""]
+    return [payload[a:b] for a, b in zip(points, points[1:], strict=False)] or [b""]
 
 
 # ---- region writes ----
