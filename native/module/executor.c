@@ -108,7 +108,11 @@ static RedisModuleUser *session_user(struct pass *p, struct shm_session *s) {
    command's own (lookup, arity: the policy) and before anything executes.
    The rest (ACL, write guards, OOM) the server checks inside the call. */
 static const char *server_state_refusal(const struct pass *p) {
-    if (p->ctx_flags & RM_CTX_FLAGS_LOADING) return "the server is loading";
+    /* While loading, and while a replica loads a new data set beside the
+       one it serves (repl-diskless-load swapdb), the socket refuses or
+       allows per command (-LOADING, no-async-loading): leave it to it. */
+    if (p->ctx_flags & (RM_CTX_FLAGS_LOADING | RM_CTX_FLAGS_ASYNC_LOADING))
+        return "the server is loading";
     /* The server's own pause state (CLIENT PAUSE, FAILOVER, a SHUTDOWN
        waiting for replicas, pauses inside MULTI): a write now would trip
        its assertion, and a paused socket client would wait. */

@@ -57,6 +57,7 @@ struct rm_api_entry {
 static const struct rm_api_entry rm_api_table[] = {
     REQUIRED(SetModuleAttribs),
     REQUIRED(IsModuleNameBusy),
+    REQUIRED(SetModuleOptions),
     REQUIRED(CreateCommand),
     REQUIRED(Alloc),
     REQUIRED(Calloc),

@@ -103,6 +103,9 @@ _Static_assert(offsetof(RedisModuleClientInfoV1, db) == 72, "ClientInfoV1 ABI");
 #define RM_CTX_FLAGS_ASYNC_LOADING (1 << 23)
 #define RM_CTX_FLAGS_SERVER_STARTUP (1 << 24) /* 7.2+ */
 
+/* ---- SetModuleOptions() bits ---- */
+#define RM_OPTIONS_HANDLE_REPL_ASYNC_LOAD (1 << 2) /* 7.0+ */
+
 /* ---- Register*Config flags (the API takes unsigned int) ---- */
 #define RM_CONFIG_DEFAULT 0u
 #define RM_CONFIG_IMMUTABLE (1u << 0)
@@ -210,6 +213,7 @@ struct rm_api {
     /* module lifecycle */
     void (*SetModuleAttribs)(RedisModuleCtx *ctx, const char *name, int ver, int apiver);
     int (*IsModuleNameBusy)(const char *name);
+    void (*SetModuleOptions)(RedisModuleCtx *ctx, int options);
     int (*CreateCommand)(RedisModuleCtx *ctx, const char *name, rm_command_fn cmdfunc,
                          const char *strflags, int firstkey, int lastkey, int keystep);
 

@@ -472,6 +472,22 @@ void shm_sessions_shutdown(void) {
     if (listen_fd >= 0) shm_socket_location_remove(&location);
 }
 
+void shm_sessions_close_all(void) {
+    pthread_mutex_lock(&table_lock);
+    for (int i = 0; i < session_slots; i++)
+        if (sessions[i]) shm_session_close(sessions[i], NULL);
+    pthread_mutex_unlock(&table_lock);
+    while (pending_count) answer_and_close(pending[0].fd, NULL);
+    if (listen_fd >= 0) {
+        RM.EventLoopDel(listen_fd, RM_EVENTLOOP_READABLE);
+        close(listen_fd);
+        listen_fd = -1;
+    }
+    RM.Free(tokens);
+    tokens = NULL;
+    token_count = token_cap = 0;
+}
+
 struct shm_buffered shm_sessions_buffered(void) {
     struct shm_buffered b = {0, 0};
     for (int i = 0; i < session_slots; i++) {

@@ -64,7 +64,10 @@ struct shm_session *shm_session_next(int *cursor);
 int shm_sessions_ever(void);
 
 int shm_sessions_init(RedisModuleCtx *ctx);
+/* The server shuts down: remove the socket from the file system. */
 void shm_sessions_shutdown(void);
+/* Close every session and the socket (the module is being unloaded). */
+void shm_sessions_close_all(void);
 
 /* SHM.HANDSHAKE: issue a token for the calling connection. */
 int shm_handshake_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);

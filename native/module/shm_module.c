@@ -12,8 +12,9 @@
  *   - ClientChange DISCONNECTED ends the sessions of a closed connection,
  *     which also covers CLIENT KILL and ACL DELUSER;
  *   - ModuleChange forgets the commands learned from the server's table.
- * The module cannot be unloaded: sessions hold descriptors in the event loop
- * and, on the fast path, a thread.
+ * MODULE UNLOAD is refused (sessions hold descriptors in the event loop and,
+ * on the fast path, a thread); an unload during shutdown (Valkey 9.1) is a
+ * clean stop.
  */
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +35,7 @@
 #define MODULE_VERSION 1
 
 static int kick_fd = -1; /* written to wake the event loop at once */
+static int shutting_down;
 
 static void on_kick(int fd, void *ud, int mask) {
     (void)ud;
@@ -85,6 +87,7 @@ static void on_shutdown(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t sub,
     (void)eid;
     (void)sub;
     (void)data;
+    shutting_down = 1;
     shm_sessions_shutdown();
 }
 
@@ -147,6 +150,10 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
             fprintf(stderr, "%s\n", line);
         return RM_ERR;
     }
+    /* Nothing of ours is in the keyspace: a replica may keep serving its old
+       data set while it loads a new one (repl-diskless-load swapdb); the
+       executor refuses commands meanwhile, so the socket decides. */
+    RM.SetModuleOptions(ctx, RM_OPTIONS_HANDLE_REPL_ASYNC_LOAD);
     if (shm_config_register(ctx) != RM_OK) {
         RM.Log(ctx, "warning", "shm: invalid shm.* configuration; not loading");
         return RM_ERR;
@@ -172,7 +179,20 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
     return RM_OK;
 }
 
+/* MODULE UNLOAD is refused: clients hold sessions, and a fork child would
+   call our atfork handler after the code is gone.  A server that unloads its
+   modules as it shuts down (Valkey 9.1) gets a clean stop instead: the
+   worker joined, every session and descriptor closed. */
 __attribute__((visibility("default"))) int RedisModule_OnUnload(RedisModuleCtx *ctx) {
-    RM.Log(ctx, "warning", "shm: the module cannot be unloaded (sessions and threads depend on it)");
-    return RM_ERR;
+    if (!shutting_down) {
+        RM.Log(ctx, "warning",
+               "shm: the module cannot be unloaded (sessions and threads depend on it)");
+        return RM_ERR;
+    }
+    shm_worker_stop();
+    shm_sessions_close_all();
+    RM.EventLoopDel(kick_fd, RM_EVENTLOOP_READABLE);
+    close(kick_fd);
+    kick_fd = -1;
+    return RM_OK;
 }

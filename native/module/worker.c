@@ -18,7 +18,9 @@
 #include "worker.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 
 #include "../channel/shm_wait.h"
 #include "config.h"
@@ -38,6 +40,8 @@
 static RedisModuleCtx *lock_ctx;
 static int epoll_fd = -1, kick_fd = -1;
 static pthread_t thread;
+static int running;
+static _Atomic int stopping;
 
 static void kick_main_loop(void) { shm_doorbell_ring(kick_fd); }
 
@@ -55,7 +59,7 @@ static void sleep_on_doorbells(int timeout_ms) {
 static void *worker_main(void *arg) {
     (void)arg;
     uint64_t last_work = 0, busy_since = 0;
-    for (;;) {
+    while (!atomic_load_explicit(&stopping, memory_order_relaxed)) {
         if (shm_work_pending()) {
             if (RM.ThreadSafeContextTryLock(lock_ctx) == RM_OK) {
                 struct shm_pass_result r = shm_execute_pass();
@@ -101,10 +105,14 @@ int shm_worker_start(RedisModuleCtx *ctx, int kick) {
     lock_ctx = RM.GetDetachedThreadSafeContext(ctx);
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (!lock_ctx || epoll_fd < 0) return RM_ERR;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&thread, &attr, worker_main, NULL);
-    pthread_attr_destroy(&attr);
-    return rc == 0 ? RM_OK : RM_ERR;
+    running = pthread_create(&thread, NULL, worker_main, NULL) == 0;
+    return running ? RM_OK : RM_ERR;
+}
+
+void shm_worker_stop(void) {
+    if (!running) return;
+    atomic_store(&stopping, 1);
+    pthread_join(thread, NULL); /* it sleeps at most SLEEP_MS at a time */
+    running = 0;
+    close(epoll_fd);
 }

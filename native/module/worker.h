@@ -10,5 +10,7 @@
 int shm_worker_start(RedisModuleCtx *ctx, int kick_fd);
 int shm_worker_watch(int doorbell_fd);
 void shm_worker_unwatch(int doorbell_fd);
+/* End the thread (main thread, without the GIL held by the worker). */
+void shm_worker_stop(void);
 
 #endif
