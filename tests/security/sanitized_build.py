@@ -12,7 +12,13 @@ variables.  Debian's Valkey 8 frees through jemalloc's sized free
 (`sdallocx`), which ASan does not intercept, so a pointer from ASan's malloc
 would reach jemalloc and crash the server at start; a three-line shim,
 preloaded after libasan, sends `sdallocx` to ASan's free.  Redis 7.0 needs
-nothing of the sort (it only calls malloc/free/realloc/calloc).
+nothing of the sort (it only calls malloc/free/realloc/calloc).  Debian links
+both servers to a shared, unprefixed jemalloc, so the preloaded ASan serves
+the whole server's heap; -DSHM_SANITIZE makes the module allocate through
+libc too, for servers whose allocator ASan cannot see.
+
+The compiler is `gcc`, or $CC_SANITIZE.  A missing compiler or runtime
+raises ToolchainMissing: CI installs them, so the caller fails, never skips.
 
 By hand:  .venv/bin/python tests/security/sanitized_build.py /tmp/shm-asan
 prints the two `export` lines for a sanitized test run.
