@@ -51,22 +51,24 @@ int RedisModule_OnLoad(void *ctx, void **argv, int argc) {
 """
 
 
-def control_server(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Server:
+def control_server(monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
+                   flavour: str = "valkey", exec_mode: str = "fast-path") -> Server:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("SHMCLI_TEST_SANITIZER_REPORTS", raising=False)
-    return Server("valkey", "fast-path")
+    return Server(flavour, exec_mode)
 
 
 def check_controls(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], tmp: Path) -> None:
-    srv = control_server(monkeypatch, env).start()
-    try:
-        maps = Path(f"/proc/{srv.pid}/maps").read_text()
-        assert "libasan" in maps and env["SHMCLI_TEST_MODULE"] in maps, "not sanitized"
-        with srv.connect(shm="require") as conn:
-            assert conn.transport == "shm"
-    finally:
-        srv.cleanup()
+    for flavour, exec_mode in (("redis", "main-thread"), ("valkey", "fast-path")):
+        srv = control_server(monkeypatch, env, flavour, exec_mode).start()
+        try:
+            maps = Path(f"/proc/{srv.pid}/maps").read_text()
+            assert "libasan" in maps and env["SHMCLI_TEST_MODULE"] in maps, "not sanitized"
+            with srv.connect(shm="require") as conn:
+                assert conn.transport == "shm"
+        finally:
+            srv.cleanup()
 
     source = tmp / "overflow.c"
     source.write_text(DELIBERATE_OVERFLOW)
