@@ -18,6 +18,7 @@ CHANNEL = ["native/channel/shm_ring.c", "native/channel/shm_wait.c"]
 MODULE = CHANNEL + [
     os.path.join("native/module", name)
     for name in ("shm_module.c", "rm_api.c", "config.c", "session.c", "socket_location.c",
+                 "server_config.c",
                  "executor.c", "request_intake.c", "resp_request.c", "command_lookup.c",
                  "command_policy.c", "command_call.c", "connection_state.c", "reply_output.c",
                  "worker.c")

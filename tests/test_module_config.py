@@ -248,3 +248,29 @@ def test_module_unload_is_refused(flavour: str, make_server: Callable[..., Serve
     assert srv.alive()
     assert "cannot be unloaded" in srv.log()
     round_trip_big_value(srv, 300_000)
+
+
+def test_fast_path_falls_back_where_it_is_not_safe(flavour: str,
+                                                   make_server: Callable[..., Server]) -> None:
+    """With I/O threads (and on Redis 8, whatever the config) a module thread
+    must not write to clients: fast-path is then refused with one log line,
+    INFO says why, and the main-thread path serves, MONITOR included."""
+    srv = make_server(flavour, "fast-path", config={"io-threads": "2"})
+    info = srv.info()
+    assert info["shm_exec_mode"] == "main-thread"
+    assert info["shm_fast_path_unavailable"]
+    assert srv.log().count("exec-mode fast-path is not safe here") == 1
+    with srv.connect(shm="off") as monitor, srv.connect(shm="require") as conn:
+        assert monitor.execute("MONITOR") == Status(b"OK")
+        for i in range(50):
+            assert conn.execute("SET", "k", i) == Status(b"OK")
+        assert conn.transport == "shm"
+    assert srv.alive()
+
+
+def test_fast_path_runs_where_it_is_safe(flavour: str, make_server: Callable[..., Server]) -> None:
+    """Everywhere but Redis 8 (client output from its main thread only)."""
+    srv = make_server(flavour, "fast-path")
+    server = srv.info("server")
+    redis8 = "server_name" not in server and server["redis_version"].startswith("8.")
+    assert srv.info()["shm_exec_mode"] == ("main-thread" if redis8 else "fast-path")

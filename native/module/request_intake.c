@@ -25,6 +25,7 @@
 #define RECORDS_PER_CALL 64       /* a long fragmented request must not hold the pass */
 
 static void append(struct shm_session *s, const char *p, uint32_t n) {
+    if (!n) return; /* an empty record: nothing to copy (and s->in may be NULL) */
     if (s->in_len + n > s->in_cap) {
         size_t cap = s->in_cap ? s->in_cap : 4096;
         while (cap < s->in_len + n) cap *= 2;

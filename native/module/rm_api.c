@@ -102,6 +102,7 @@ static const struct rm_api_entry rm_api_table[] = {
     REQUIRED(AuthenticateClientWithUser),
     REQUIRED(AuthenticateClientWithACLUser),
     OPTIONAL(RegisterAuthCallback),  /* a capability mark, never called */
+    OPTIONAL(GetInternalSecret),     /* a capability mark, never called */
     REQUIRED(GetClientId),
     REQUIRED(GetClientInfoById),
     REQUIRED(GetClientUserNameById),

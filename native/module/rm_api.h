@@ -299,6 +299,9 @@ struct rm_api {
     /* 7.2+: only probed, as the mark of servers whose RedisModule_Call words
        and logs ACL denials as the socket does (command_call.c) */
     int (*RegisterAuthCallback)(RedisModuleCtx *ctx, void *cb);
+    /* Redis 8.0+ only: probed as the mark of its main-thread-only client
+       output (worker.c), never called */
+    void *(*GetInternalSecret)(RedisModuleCtx *ctx, size_t *len);
     unsigned long long (*GetClientId)(RedisModuleCtx *ctx);
     int (*GetClientInfoById)(void *ci, uint64_t id);
     RedisModuleString *(*GetClientUserNameById)(RedisModuleCtx *ctx, uint64_t id);

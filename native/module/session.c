@@ -325,7 +325,7 @@ static void on_hello(int fd, void *ud, int mask) {
     s->sock = fd;
     int registered = RM.EventLoopAdd(fd, RM_EVENTLOOP_READABLE, on_session_socket, s) == RM_OK;
     if (registered) {
-        registered = shm_cfg.exec_mode == SHM_EXEC_FAST_PATH
+        registered = shm_worker_running()
                          ? shm_worker_watch(s->doorbell) == 0
                          : RM.EventLoopAdd(s->doorbell, RM_EVENTLOOP_READABLE, on_doorbell,
                                            NULL) == RM_OK;
@@ -390,7 +390,7 @@ void shm_session_close(struct shm_session *s, const char *why) {
     shm_stats.sessions_closed++;
     RM.EventLoopDel(s->sock, RM_EVENTLOOP_READABLE);
     close(s->sock);
-    if (shm_cfg.exec_mode == SHM_EXEC_FAST_PATH)
+    if (shm_worker_running())
         shm_worker_unwatch(s->doorbell);
     else
         RM.EventLoopDel(s->doorbell, RM_EVENTLOOP_READABLE);

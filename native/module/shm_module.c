@@ -36,6 +36,7 @@
 
 static int kick_fd = -1; /* written to wake the event loop at once */
 static int shutting_down;
+static const char *fast_path_refused; /* why shm.exec-mode fast-path is not in force */
 
 static void on_kick(int fd, void *ud, int mask) {
     (void)ud;
@@ -47,7 +48,7 @@ static void on_event_loop(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t su
     (void)ctx;
     (void)eid;
     (void)data;
-    int main_thread_mode = shm_cfg.exec_mode == SHM_EXEC_MAIN_THREAD;
+    int main_thread_mode = !shm_worker_running();
     if (sub == RM_SUBEVENT_EVENTLOOP_AFTER_SLEEP) {
         if (!shm_sessions_ever()) return;
         shm_publish_held(); /* the AOF was written in the last beforeSleep */
@@ -94,8 +95,9 @@ static void on_shutdown(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t sub,
 static void on_info(RedisModuleInfoCtx *ictx, int for_crash_report) {
     (void)for_crash_report;
     RM.InfoAddSection(ictx, "");
-    RM.InfoAddFieldCString(ictx, "exec_mode",
-                           shm_cfg.exec_mode == SHM_EXEC_FAST_PATH ? "fast-path" : "main-thread");
+    RM.InfoAddFieldCString(ictx, "exec_mode", shm_worker_running() ? "fast-path" : "main-thread");
+    if (fast_path_refused)
+        RM.InfoAddFieldCString(ictx, "fast_path_unavailable", (char *)fast_path_refused);
     RM.InfoAddFieldCString(ictx, "socket", (char *)shm_socket_path());
     /* INFO may come from a session itself, inside a pass that holds the lock. */
     int locked = !shm_pass_running;
@@ -172,7 +174,10 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
         return RM_ERR;
     }
     if (shm_sessions_init(ctx) != RM_OK) return RM_ERR;
-    if (shm_cfg.exec_mode == SHM_EXEC_FAST_PATH && shm_worker_start(ctx, kick_fd) != RM_OK) {
+    if (shm_cfg.exec_mode == SHM_EXEC_FAST_PATH && (fast_path_refused = shm_worker_unsafe(ctx)))
+        RM.Log(ctx, "warning", "shm: exec-mode fast-path is not safe here (%s): using main-thread",
+               fast_path_refused);
+    else if (shm_cfg.exec_mode == SHM_EXEC_FAST_PATH && shm_worker_start(ctx, kick_fd) != RM_OK) {
         RM.Log(ctx, "warning", "shm: cannot start the fast-path worker; not loading");
         return RM_ERR;
     }

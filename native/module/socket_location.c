@@ -25,21 +25,7 @@
 #include <unistd.h>
 
 #include "config.h"
-
-/* CONFIG GET <name>'s value, copied into out (empty when unknown). */
-static void server_config(RedisModuleCtx *ctx, const char *name, char *out, size_t cap) {
-    out[0] = '\0';
-    RedisModuleCallReply *r = RM.Call(ctx, "CONFIG", "cc", "GET", name);
-    if (r && RM.CallReplyType(r) == RM_REPLY_ARRAY && RM.CallReplyLength(r) == 2) {
-        size_t len;
-        const char *v = RM.CallReplyStringPtr(RM.CallReplyArrayElement(r, 1), &len);
-        if (v && len < cap) {
-            memcpy(out, v, len);
-            out[len] = '\0';
-        }
-    }
-    if (r) RM.FreeCallReply(r);
-}
+#include "server_config.h"
 
 static int octal(const char *s) {
     char *end;
@@ -50,8 +36,8 @@ static int octal(const char *s) {
 int shm_socket_location_choose(RedisModuleCtx *ctx, struct shm_socket_location *out) {
     memset(out, 0, sizeof *out);
     char unixsocket[256], perm[16];
-    server_config(ctx, "unixsocket", unixsocket, sizeof unixsocket);
-    server_config(ctx, "unixsocketperm", perm, sizeof perm);
+    shm_server_config(ctx, "unixsocket", unixsocket, sizeof unixsocket);
+    shm_server_config(ctx, "unixsocketperm", perm, sizeof perm);
     int server_perm = octal(perm);
     out->perm = shm_cfg.socket_perm >= 0 ? (int)shm_cfg.socket_perm : -1;
 

@@ -19,12 +19,14 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
 #include "../channel/shm_wait.h"
 #include "config.h"
 #include "executor.h"
+#include "server_config.h"
 #include "stats.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -99,6 +101,22 @@ int shm_worker_watch(int doorbell_fd) {
 }
 
 void shm_worker_unwatch(int doorbell_fd) { epoll_ctl(epoll_fd, EPOLL_CTL_DEL, doorbell_fd, NULL); }
+
+const char *shm_worker_unsafe(RedisModuleCtx *ctx) {
+    /* Redis 8.0 asserts that client output (a MONITOR feed, a keyspace
+       notification, a tracking invalidation, a published message) happens on
+       its main thread; a command run here may produce any of them.  8.0 is
+       the proven boundary; GetInternalSecret arrived with it, in Redis only. */
+    if (RM.GetInternalSecret) return "Redis 8 writes to clients from its main thread only";
+    /* With I/O threads, other threads may be writing clients' buffers while
+       the main thread sleeps: the worker must not write them too. */
+    char threads[16];
+    shm_server_config(ctx, "io-threads", threads, sizeof threads);
+    if (threads[0] && strcmp(threads, "1") != 0) return "io-threads is above 1";
+    return NULL;
+}
+
+int shm_worker_running(void) { return running; }
 
 int shm_worker_start(RedisModuleCtx *ctx, int kick) {
     kick_fd = kick;
