@@ -16,7 +16,7 @@ overflow is caught and its report found where the run looks for reports.
 By hand (the same run, without the controls):
     .venv/bin/python tests/security/sanitized_build.py /tmp/shm-asan  # prints two exports
     export ...; SHMCLI_TEST_SANITIZER_REPORTS=/tmp/shm-asan .venv/bin/python -m pytest -q \\
-        -p no:cacheprovider tests/test_hostile.py tests/security -k 'not sanitizers and not fuzz'
+        -p no:cacheprovider tests/test_hostile.py tests/security -k 'not sanitizers'
 """
 
 from __future__ import annotations
@@ -100,11 +100,14 @@ def test_hostile_and_security_suites_under_asan_and_ubsan(
     reports = tmp_path / "reports"
     reports.mkdir()
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-            "tests/test_hostile.py", "tests/security", "-k", "not sanitizers and not fuzz"]
+            "tests/test_hostile.py", "tests/security", "-k", "not sanitizers"]
     # Its own session, so a timeout ends the inner pytest and every server it started.
     inner = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              env={**os.environ, **env,
-                                  "SHMCLI_TEST_SANITIZER_REPORTS": str(reports)},
+                                  "SHMCLI_TEST_SANITIZER_REPORTS": str(reports),
+                                  # the fuzz too, shorter than the plain run's minute
+                                  "SHMCLI_FUZZ_SECONDS": os.environ.get(
+                                      "SHMCLI_SANITIZED_FUZZ_SECONDS", "30")},
                              start_new_session=True)
     try:
         output, _ = inner.communicate(timeout=INNER_TIMEOUT)
