@@ -331,7 +331,7 @@ class Connection:
             self._sync_shm(shm)
             self._keep_socket_alive()  # the bulk sender calls this between chunks
             if self._socket is None:
-                return None, None
+                raise ConnectionError("Server closed the connection")
         return shm, self._socket.sock
 
     # ---- routing ----
