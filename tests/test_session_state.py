@@ -43,6 +43,7 @@ from shmcli.resp import (
     Integer,
     Map,
     Nil,
+    Push,
     Reply,
     Status,
     encode_command,
@@ -499,6 +500,48 @@ def test_a_user_change_applies_to_the_commands_pipelined_after_it(server, change
         assert isinstance(via_shm[at + 1], Error) and via_shm[at + 1].code == "NOPERM"
     else:
         assert via_shm[at + 1] == Status(b"OK")
+
+
+def test_a_user_without_shm_handshake_stays_on_the_socket(server) -> None:
+    """After AUTH as a user who may not run SHM.HANDSHAKE, no session: the
+    connection carries on over the socket, quietly, and gets a session again
+    after AUTH as a user who may."""
+    seq: list[Command] = [("AUTH", "carol", "pw"), ("SET", "k", "carol"), ("GET", "k"),
+                          ("AUTH", "default", "x"), ("GET", "k")]
+    with acl_user(server, "carol", "~*", "+@all", "-shm.handshake"):
+        via_shm, via_socket = run_both(server, seq)
+        with server.connect(shm="require") as conn:
+            assert conn.execute("AUTH", "carol", "pw") == Status(b"OK")
+            assert conn.transport == "socket" and conn.shm_error, conn.shm_error
+            wait_for_sessions(server, 0)
+            assert conn.execute("INCR", "n") == Integer(1)
+            assert conn.last_transport == "socket"
+            assert conn.execute("AUTH", "default", "x") == Status(b"OK")
+            assert (conn.transport, conn.shm_error) == ("shm", None)
+            assert conn.execute("INCR", "n") == Integer(2)
+            assert conn.last_transport == "shm"
+    assert via_shm == via_socket, diff(seq, via_shm, via_socket)
+    assert via_shm[2] == Bulk(b"carol")
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_hello_while_subscribed_gets_a_session_after_unsubscribe(server, protocol: int) -> None:
+    """In subscriber mode the socket cannot always take a handshake (RESP2
+    allows only (un)subscribe, PING, QUIT and RESET there): the new session is
+    opened once the subscriptions are gone."""
+    for shm in ("require", "off"):
+        with server.connect(shm=shm, protocol=protocol) as conn:
+            assert isinstance(conn.execute("SUBSCRIBE", "ch"), (Array, Push))
+            hello = conn.execute("HELLO", str(protocol))
+            if protocol == 2:
+                assert isinstance(hello, Error), hello  # not allowed in this context
+            else:
+                mask_hello_id(hello, own_client_id(conn))
+            assert isinstance(conn.execute("UNSUBSCRIBE", "ch"), (Array, Push))
+            assert conn.execute("SET", "k", shm) == Status(b"OK")
+            assert conn.last_transport == ("shm" if shm == "require" else "socket")
+            assert conn.protocol == protocol
+    wait_for_sessions(server, 0)
 
 
 @pytest.mark.parametrize("shm", ["require", "off"])
