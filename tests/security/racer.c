@@ -6,6 +6,7 @@
  * eventfd, the token from SHM.HANDSHAKE), then for a bounded number of
  * attempts writes one request record and, from a second thread, rewrites the
  * record's payload between two variants of the same length as fast as it can
+ * (whole aligned 64-bit words, so most copies are one variant or the other)
  * until the reply arrives.  Only the layout (shm_layout.h) is shared with the
  * project: the ring operations are written here, as an attacker would.
  *
@@ -64,13 +65,19 @@ static _Atomic int active, busy, quit;
 static uint64_t *words_a, *words_b;
 static size_t diff[512], ndiff;
 
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 static void *flipper(void *unused) {
     (void)unused;
     while (!atomic_load(&quit)) {
         atomic_store(&busy, 1);
         if (!atomic_load(&active)) { /* seq_cst both ways: see stop_flipping */
             atomic_store(&busy, 0);
-            __builtin_ia32_pause();
+            cpu_relax();
             continue;
         }
         volatile uint64_t *p = atomic_load(&target);
