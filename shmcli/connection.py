@@ -64,7 +64,9 @@ _ROUTED = (_STATE_COMMANDS | _SUBSCRIBE | _UNSUBSCRIBE | _SOCKET_ONLY
 # After a command over shared memory, a socket unused for longer than this
 # gets a PING (see Connection._keep_socket_alive).
 KEEPALIVE_AFTER = 0.5
-_PING = encode_command("PING")
+# HELLO without arguments changes nothing, and as a no_auth command it is
+# never denied by an ACL (a PING could be, and would fill the ACL LOG).
+_KEEPALIVE = encode_command("HELLO")
 
 
 class ShmUnavailable(ConnectionError):
@@ -471,7 +473,7 @@ class Connection:
         shared memory does not count, so a connection busy over shm would be
         closed (its session with it) as if it were idle.  After a command
         over shm, a socket unused for over KEEPALIVE_AFTER seconds (well
-        under the smallest `timeout`, one second) gets a PING, so the
+        under the smallest `timeout`, one second) gets a bare HELLO, so the
         connection lives exactly as long as the same traffic on the socket
         would keep it.  A connection really idle still times out."""
         sock = self._socket
@@ -479,8 +481,8 @@ class Connection:
                 or time.monotonic() - sock.last_used <= KEEPALIVE_AFTER):
             return
         try:
-            self._send_socket(_PING)
-            self._read_socket()  # its reply (or NOPERM) is not the caller's
+            self._send_socket(_KEEPALIVE)
+            self._read_socket()  # its reply is not the caller's
         except (ConnectionError, OSError):
             self.close()  # the caller has its reply; the next command reports the loss
 

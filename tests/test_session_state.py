@@ -954,6 +954,26 @@ def test_a_busy_shm_connection_outlives_the_idle_timeout(make_server, flavour: s
         assert shm_stat(srv, "sessions_opened") == 1
 
 
+def test_the_keep_alive_is_never_denied_by_an_acl(make_server, flavour: str) -> None:
+    """A user who may not PING still keeps a busy connection alive, and the
+    keep-alive leaves nothing in the ACL LOG."""
+    srv = make_server(flavour, config={"timeout": "1"})
+    with srv.admin() as admin:
+        assert admin.execute("ACL", "SETUSER", "noping", "on", ">pw", "~*", "+@all",
+                             "-ping") == Status(b"OK")
+        admin.execute("ACL", "LOG", "RESET")
+    with srv.connect(shm="require", username="noping", password="pw") as conn:
+        end = time.monotonic() + 2.5
+        while time.monotonic() < end:
+            assert isinstance(conn.execute("INCR", "n"), Integer)
+            assert conn.last_transport == "shm"
+            time.sleep(0.2)  # the pace of the traffic, not a measurement
+        assert isinstance(conn.execute("GET", "n"), Bulk)
+        assert shm_stat(srv, "sessions_opened") == 1
+    with srv.admin() as admin:
+        assert admin.execute("ACL", "LOG") == Array([])
+
+
 def test_an_idle_connection_is_closed_by_the_timeout_as_a_socket_is(make_server,
                                                                    flavour: str) -> None:
     srv = make_server(flavour, config={"timeout": "1"})
