@@ -9,10 +9,13 @@ queued) and CLIENT UNPAUSE (writes go through shared memory again).  Reads
 during a write pause may be refused or answered, never wrongly; during a
 pause of all clients nothing runs over shared memory.
 
-The MULTI case needs wall-clock margins (a pause of 6 s, checked 4.5 s after
-EXEC: a module timing it from the queuing would have ended it 1.5 s before).
-If the machine stalls past the margin, the test fails saying so; it never
-passes on a stall.
+Two cases depend on when a pause ends (the MULTI one, and a pause of all
+clients, which nothing can end early).  Each observation counts only when it
+is conclusive: the command went out and came back inside the window where the
+server certainly was paused (measured from before the pause was asked for,
+so a slow machine only shortens the window).  A stalled machine makes an
+observation inconclusive, never a pass: the scenario then runs again, a
+bounded number of times, and the test fails if none was conclusive.
 """
 
 from __future__ import annotations
@@ -69,23 +72,34 @@ def test_a_shorter_second_pause_does_not_shorten_the_first(aof_server: Server) -
         admin_ok(srv, "CLIENT", "UNPAUSE")
 
 
+ATTEMPTS = 4  # of a scenario whose observation a stalled machine made inconclusive
+
+
 def test_a_pause_queued_in_multi_runs_from_exec(aof_server: Server) -> None:
+    """A 6 s pause queued 3 s before EXEC: a module timing it from the
+    queuing would let writes through 3 s after EXEC; the server holds it 6 s.
+    The write is sent 4.5 s after EXEC and must come back refused while the
+    server's pause certainly lasts (before EXEC was sent, plus 6 s)."""
     srv = aof_server
-    with RawSession(srv) as session, srv.admin() as tx:
-        assert tx.execute("MULTI") == Status(b"OK")
-        assert tx.execute("CLIENT", "PAUSE", "6000", "WRITE") == Status(b"QUEUED")
-        time.sleep(3.0)
-        exec_reply = tx.execute("EXEC")
-        exec_done = time.monotonic()
-        assert exec_reply.items == (Status(b"OK"),), exec_reply  # type: ignore[union-attr]
-        time.sleep(4.5)
-        reply = session.call("SET", "kmulti", "x")
-        elapsed = time.monotonic() - exec_done
-        assert srv.alive(), f"a write ran during the pause:\n{srv.log()[-3000:]}"
-        assert elapsed < 5.9, f"the machine stalled ({elapsed:.1f} s): this run proves nothing"
-        assert is_refusal(reply), f"SET {elapsed:.1f} s into a 6 s pause answered {reply!r}"
-        admin_ok(srv, "CLIENT", "UNPAUSE")
-        assert session.call("SET", "kmulti", "after") == b"+OK\r\n"
+    for _ in range(ATTEMPTS):
+        with RawSession(srv) as session, srv.admin() as tx:
+            assert tx.execute("MULTI") == Status(b"OK")
+            assert tx.execute("CLIENT", "PAUSE", "6000", "WRITE") == Status(b"QUEUED")
+            time.sleep(3.0)
+            exec_sent = time.monotonic()
+            exec_reply = tx.execute("EXEC")
+            assert exec_reply.items == (Status(b"OK"),), exec_reply  # type: ignore[union-attr]
+            time.sleep(max(0.0, exec_sent + 4.5 - time.monotonic()))
+            reply = session.call("SET", "kmulti", "x")
+            conclusive = time.monotonic() < exec_sent + 5.9
+            assert srv.alive(), f"a write ran during the pause:\n{srv.log()[-3000:]}"
+            if conclusive:
+                assert is_refusal(reply), f"SET 4.5 s into a 6 s pause answered {reply!r}"
+            admin_ok(srv, "CLIENT", "UNPAUSE")
+            if conclusive:
+                assert session.call("SET", "kmulti", "after") == b"+OK\r\n"
+                return
+    pytest.fail(f"the machine stalled in all {ATTEMPTS} attempts: nothing was proven")
 
 
 def test_unpause_lets_writes_through_again(aof_server: Server) -> None:
@@ -112,13 +126,17 @@ def test_reads_during_pauses(aof_server: Server) -> None:
         # a pause of all clients: the socket would hold every command, so
         # nothing may run over shared memory (CLIENT UNPAUSE would be held
         # too, so the pause is short and runs out)
-        admin_ok(srv, "CLIENT", "PAUSE", "3000", "ALL")
-        paused = time.monotonic()
-        get, setr = session.call("GET", "r"), session.call("SET", "r", "during")
-        elapsed = time.monotonic() - paused
-        assert srv.alive(), f"a command ran during the pause:\n{srv.log()[-3000:]}"
-        assert elapsed < 2.9, f"the machine stalled ({elapsed:.1f} s): this run proves nothing"
-        assert is_refusal(get), f"GET during CLIENT PAUSE ALL answered {get!r}"
-        assert is_refusal(setr), f"SET during CLIENT PAUSE ALL answered {setr!r}"
-    with srv.admin() as admin:  # held until the pause ends
-        assert admin.execute("GET", "r") == Bulk(b"v")
+        for _ in range(ATTEMPTS):
+            asked = time.monotonic()
+            admin_ok(srv, "CLIENT", "PAUSE", "3000", "ALL")
+            get, setr = session.call("GET", "r"), session.call("SET", "r", "during")
+            conclusive = time.monotonic() < asked + 2.9
+            assert srv.alive(), f"a command ran during the pause:\n{srv.log()[-3000:]}"
+            with srv.admin() as admin:  # held until the pause ends
+                assert admin.execute("GET", "r") == Bulk(b"v") or not conclusive
+            if conclusive:
+                assert is_refusal(get), f"GET during CLIENT PAUSE ALL answered {get!r}"
+                assert is_refusal(setr), f"SET during CLIENT PAUSE ALL answered {setr!r}"
+                return
+            session.call("SET", "r", "v")  # put the value back for the next attempt
+        pytest.fail(f"the machine stalled in all {ATTEMPTS} attempts: nothing was proven")
