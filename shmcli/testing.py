@@ -22,7 +22,9 @@ environment, for the server process only:
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import signal
 import socket
@@ -35,8 +37,76 @@ from . import module_path
 from .connection import Connection, connect
 from .resp import Bulk
 
-FLAVOURS = {"redis": "redis-server", "valkey": "valkey-server"}
 EXEC_MODES = ("main-thread", "fast-path")
+FAMILIES = {"redis": "redis-server", "valkey": "valkey-server"}
+
+
+def server_cache() -> Path:
+    """Where .ci/newer-servers puts the servers it builds."""
+    return Path(os.environ.get("SHMCLI_SERVER_CACHE") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "shmcli-servers")
+
+
+@functools.cache
+def server_version(binary: str) -> tuple[str, str]:
+    """(family, version) from `<binary> --version`, e.g. ("valkey", "9.1.2")."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                         timeout=30).stdout
+    match = re.match(r"(Redis|Valkey) server v=(\S+)", out)
+    if match is None:
+        raise RuntimeError(f"{binary} --version: not a Redis or Valkey server: {out!r}")
+    return match.group(1).lower(), match.group(2)
+
+
+def _binaries(variable: str, default: list[str]) -> list[str]:
+    value = os.environ.get(variable)
+    if value is None:
+        return default
+    return [word.split("=", 1)[-1] for word in re.split(r"[,\s]+", value) if word]
+
+
+def discover_servers() -> tuple[dict[str, str], frozenset[str]]:
+    """The servers to test on: ({key: binary}, the keys of the extra servers).
+
+    A key names the server and its version, e.g. "redis-7.0.15"; the main
+    pair comes first.  The main pair runs the whole suite: SHMCLI_SERVERS
+    (binaries or names, comma- or space-separated, `redis=` / `valkey=`
+    prefixes allowed), by default redis-server and valkey-server from PATH.
+    The extra servers run the modules that exercise the server
+    (tests/conftest.py, EXTRA_SERVER_MODULES): SHMCLI_EXTRA_SERVERS, by
+    default every server .ci/newer-servers built into server_cache();
+    SHMCLI_EXTRA_SERVERS= (empty) turns them off.  A sanitized run
+    (SHMCLI_TEST_PRELOAD) stays on the main pair: Valkey 9.1 loads modules
+    with RTLD_DEEPBIND, which ASan refuses.
+    """
+    main = [b for b in (shutil.which(name) for name in FAMILIES.values()) if b]
+    cached = sorted(str(p) for p in server_cache().glob("*/*-server")
+                    if p.name in FAMILIES.values() and os.access(p, os.X_OK))
+    found: dict[str, str] = {}
+    extra: set[str] = set()
+    for binaries, is_extra in ((_binaries("SHMCLI_SERVERS", main), False),
+                               ([] if os.environ.get("SHMCLI_TEST_PRELOAD")
+                                else _binaries("SHMCLI_EXTRA_SERVERS", cached), True)):
+        for name in binaries:
+            binary = shutil.which(name)
+            if binary is None:
+                raise RuntimeError(f"{name}: no such server binary")
+            family, version = server_version(binary)
+            key = f"{family}-{version}"
+            if key not in found:
+                found[key] = binary
+                if is_extra:
+                    extra.add(key)
+    return found, frozenset(extra)
+
+
+# FLAVOURS: every server under test, {"redis-7.0.15": "/usr/bin/redis-server",
+# ...}, main pair first; EXTRA_SERVERS: the keys beyond the main pair.
+# Server() takes a key, or a family name ("redis", "valkey") for the main
+# server of that family.
+FLAVOURS, EXTRA_SERVERS = discover_servers()
+MAIN_SERVERS = {family: next((k for k in FLAVOURS if k.startswith(family + "-")
+                              and k not in EXTRA_SERVERS), None) for family in FAMILIES}
 
 # ASan keeps SIGSEGV (the server's own handler would hide the report); no leak
 # check (servers do not free at exit).  Options already in the environment
@@ -57,14 +127,19 @@ class Server:
     def __init__(self, flavour: str = "redis", exec_mode: str = "main-thread",
                  config: dict[str, str] | None = None, load_module: bool = True,
                  binary: str | None = None, name: str | None = None) -> None:
-        binary = binary or shutil.which(FLAVOURS[flavour])
+        key = MAIN_SERVERS.get(flavour, flavour)
         if binary is None:
-            raise RuntimeError(f"{FLAVOURS[flavour]} is not installed (run .ci/setup)")
-        self.flavour = flavour
-        self.name = name or f"{flavour}-{exec_mode}"
+            if key is None or key not in FLAVOURS:
+                raise RuntimeError(f"no {flavour} server to test on (run .ci/setup; "
+                                   f"servers found: {', '.join(FLAVOURS) or 'none'})")
+            binary = FLAVOURS[key]
+        # flavour: the family ("redis" or "valkey"); key: with the version.
+        self.flavour, self.version = server_version(binary)
+        self.key = f"{self.flavour}-{self.version}"
+        self.name = name or f"{self.key}-{exec_mode}"
         self.exec_mode = exec_mode
         self.binary = binary
-        self.dir = Path(tempfile.mkdtemp(prefix=f"shmcli-{flavour}-"))
+        self.dir = Path(tempfile.mkdtemp(prefix=f"shmcli-{self.flavour}-"))
         self.port = free_port()
         self.unix_socket = str(self.dir / "redis.sock")
         self.shm_socket = str(self.dir / "shm.sock")
@@ -208,6 +283,18 @@ class Server:
         text = reply.data.decode()
         return dict(line.split(":", 1) for line in text.splitlines()
                     if ":" in line and not line.startswith("#"))
+
+    def modules(self) -> list[str]:
+        """The names of the loaded modules, from every `module:` line of INFO
+        modules (info() keeps one line per key; Redis 8 and Valkey 9.1 have
+        built-in modules besides shm)."""
+        with self.admin() as conn:
+            reply = conn.execute("INFO", "modules")
+        if not isinstance(reply, Bulk):
+            raise RuntimeError(f"INFO modules failed: {reply!r}")
+        return [field[len("name="):] for line in reply.data.decode().splitlines()
+                if line.startswith("module:") for field in line[len("module:"):].split(",")
+                if field.startswith("name=")]
 
     def redis_cli(self, *args: str, stdin: bytes | None = None,
                   env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:

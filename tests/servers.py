@@ -8,10 +8,11 @@ import time
 from collections.abc import Callable, Sequence
 
 from shmcli.resp import NOT_ENOUGH, Array, Map, Reader, encode_command, parse_one
-from shmcli.testing import EXEC_MODES, FLAVOURS, Server, free_port
+from shmcli.testing import EXEC_MODES, EXTRA_SERVERS, FLAVOURS, Server, free_port
 
-__all__ = ["EXEC_MODES", "FLAVOURS", "RawSocket", "Server", "expected_refusals", "fd_count",
-           "free_port", "refused_by_policy", "settled_fd_count", "shm_stat", "wait_until"]
+__all__ = ["EXEC_MODES", "EXTRA_SERVERS", "FLAVOURS", "RawSocket", "Server", "expected_refusals",
+           "fd_count", "free_port", "refused_by_policy", "settled_fd_count", "shm_stat",
+           "wait_until"]
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
