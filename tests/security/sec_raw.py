@@ -75,6 +75,16 @@ def socket_as(srv: Server, username: str | None = None,
     return sock
 
 
+def socket_reply(srv: Server, username: str | None, password: str | None,
+                 *cmd: str) -> bytes:
+    """The socket's reply to `cmd`, as `username`: what shm must match."""
+    sock = socket_as(srv, username, password)
+    try:
+        return sock.call(*cmd)
+    finally:
+        sock.close()
+
+
 def set_user(srv: Server, name: str, *rules: str) -> None:
     with srv.admin() as admin:
         reply = admin.execute("ACL", "SETUSER", name, "reset", *rules)

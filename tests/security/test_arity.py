@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sec_raw import PASSWORD, RawSession, del_users, is_refusal, set_user, socket_as
+from sec_raw import PASSWORD, RawSession, del_users, is_refusal, set_user, socket_reply
 from servers import Server
 
 from shmcli.resp import parse_one
@@ -54,11 +54,7 @@ def restricted(server: Server) -> Iterator[Server]:
 @pytest.mark.parametrize("cmd", CASES, ids=[" ".join(c) for c in CASES])
 def test_bad_arity_gets_the_sockets_reply(restricted: Server, cmd: tuple[str, ...]) -> None:
     srv = restricted
-    sock = socket_as(srv, USER, PASSWORD)
-    try:
-        expected = sock.call(*cmd)
-    finally:
-        sock.close()
+    expected = socket_reply(srv, USER, PASSWORD, *cmd)
     with RawSession(srv, USER, PASSWORD) as session:
         reply = session.call(*cmd)
         assert srv.alive(), f"{cmd} killed the server:\n{srv.log()[-3000:]}"

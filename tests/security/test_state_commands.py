@@ -13,7 +13,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sec_raw import PASSWORD, RawSession, client_line, del_users, is_refusal, set_user, socket_as
+from sec_raw import (
+    PASSWORD,
+    RawSession,
+    client_line,
+    del_users,
+    is_refusal,
+    set_user,
+    socket_reply,
+)
 from servers import Server
 
 from shmcli.resp import Bulk, Integer, Status, parse_one
@@ -68,11 +76,7 @@ def test_identity_commands_are_refused(user: Server, cmd: tuple[str, ...]) -> No
 @pytest.mark.parametrize("cmd", SOCKET_ERRORS, ids=[" ".join(c) for c in SOCKET_ERRORS])
 def test_bad_select_and_setname_get_the_sockets_error(user: Server, cmd: tuple[str, ...]) -> None:
     srv = user
-    sock = socket_as(srv, USER, PASSWORD)
-    try:
-        expected = sock.call(*cmd)
-    finally:
-        sock.close()
+    expected = socket_reply(srv, USER, PASSWORD, *cmd)
     assert expected.startswith(b"-ERR"), expected
     with RawSession(srv, USER, PASSWORD) as session:
         assert session.call("CLIENT", "SETNAME", "before") == b"+OK\r\n"
@@ -97,11 +101,7 @@ def test_failing_identity_commands_through_a_connection(user: Server,
     saw CR/LF of a HELLO option come back in an error line), and the user
     stays."""
     srv = user
-    sock = socket_as(srv, USER, PASSWORD)
-    try:
-        expected = sock.call(*cmd)
-    finally:
-        sock.close()
+    expected = socket_reply(srv, USER, PASSWORD, *cmd)
     assert expected.startswith(b"-") and b"\n" not in expected[:-2], expected
     with srv.connect(shm="require", username=USER, password=PASSWORD) as conn:
         assert conn.execute(*cmd) == parse_one(expected), cmd
