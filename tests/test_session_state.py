@@ -313,19 +313,6 @@ def assert_session_unchanged(server, session: RawSession) -> None:
     assert (fields["user"], fields["name"], fields["resp"]) == ("default", "", "2")
 
 
-def test_hello_is_refused_over_a_raw_session(server) -> None:
-    """Every HELLO, valid or not, is refused and changes nothing: the protocol
-    and the user of a session are the control connection's at the handshake."""
-    with alice(server):
-        session = RawSession(server)
-        try:
-            for cmd in HELLOS:
-                assert_refused(session, *cmd)
-            assert_session_unchanged(server, session)
-        finally:
-            session.close()
-
-
 def test_hello_errors_through_the_connection(server) -> None:
     seq: list[Command] = [
         ("HELLO", "4"), ("HELLO", "1"), ("HELLO", "abc"), ("HELLO", "3", "AUTH", "alice"),
@@ -403,11 +390,15 @@ AUTHS: list[Command] = [
 ]
 
 
-def test_auth_is_refused_over_a_raw_session(server) -> None:
+@pytest.mark.parametrize("name", ["HELLO", "AUTH"])
+def test_identity_commands_are_refused_over_a_raw_session(server, name: str) -> None:
+    """Every HELLO and AUTH, valid or not, is refused and changes nothing: the
+    protocol and the user of a session are the control connection's at the
+    handshake."""
     with alice(server):
         session = RawSession(server)
         try:
-            for cmd in AUTHS:
+            for cmd in {"HELLO": HELLOS, "AUTH": AUTHS}[name]:
                 assert_refused(session, *cmd)
             assert_session_unchanged(server, session)
         finally:

@@ -96,7 +96,7 @@ static int ask_server(RedisModuleCtx *ctx, const char *key, struct cached *out) 
     return found ? 0 : -1;
 }
 
-static const struct cached *lookup_key(RedisModuleCtx *ctx, const char *key) {
+static struct cached *lookup_key(RedisModuleCtx *ctx, const char *key) {
     uint32_t slot = hash_key(key) & (CACHE_SLOTS - 1);
     struct cached *free_slot = NULL;
     for (uint32_t probe = 0; probe < CACHE_SLOTS; probe++) {
@@ -116,11 +116,11 @@ static const struct cached *lookup_key(RedisModuleCtx *ctx, const char *key) {
     return out;
 }
 
-const struct shm_command *shm_command_lookup(RedisModuleCtx *ctx, const char *const *argv,
-                                             const size_t *argvlen, size_t argc) {
+struct shm_command *shm_command_lookup(RedisModuleCtx *ctx, const char *const *argv,
+                                       const size_t *argvlen, size_t argc) {
     char key[SHM_COMMAND_NAME_MAX];
     if (argc < 1 || make_key(key, sizeof key, "", argv[0], argvlen[0]) < 0) return NULL;
-    const struct cached *c = lookup_key(ctx, key);
+    struct cached *c = lookup_key(ctx, key);
     if (!c || !c->has_subcommands || argc < 2) return c ? &c->cmd : NULL;
     /* A container: the server runs the subcommand argv[1] names. */
     char prefix[SHM_COMMAND_NAME_MAX + 1];

@@ -29,14 +29,15 @@ struct shm_command {
     char name[SHM_COMMAND_NAME_MAX]; /* the server's full name: "debug", "client|kill" */
     int arity;                       /* the server's: n exact, -n at least n */
     uint32_t flags;                  /* SHM_CMD_* */
+    int policy_rule;                 /* command_policy.c's, found once: 0 = not yet */
 };
 
 /* The command argv[0..argc) names, or NULL when the server does not know it
    (unknown command or subcommand: the server's own error then answers).
    ctx: a context RedisModule_Call may run on (GIL held).  The result stays
    valid until the next lookup or forget. */
-const struct shm_command *shm_command_lookup(RedisModuleCtx *ctx, const char *const *argv,
-                                             const size_t *argvlen, size_t argc);
+struct shm_command *shm_command_lookup(RedisModuleCtx *ctx, const char *const *argv,
+                                       const size_t *argvlen, size_t argc);
 
 /* 1 when argc satisfies the command's arity. */
 static inline int shm_command_arity_ok(const struct shm_command *cmd, size_t argc) {

@@ -55,12 +55,23 @@ static struct shm_verdict refuse(const char *reason) {
     return (struct shm_verdict){SHM_ACT_REFUSE, reason};
 }
 
-struct shm_verdict shm_policy_classify(const struct shm_command *cmd, size_t argc) {
+#define NO_RULE ((int)(sizeof rules / sizeof rules[0]) + 1)
+
+/* 1 + the index of the command's named rule, or NO_RULE. */
+static int find_rule(const char *name) {
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
+        if (!strcmp(rules[i].name, name)) return (int)i + 1;
+    return NO_RULE;
+}
+
+struct shm_verdict shm_policy_classify(struct shm_command *cmd, size_t argc) {
     if (!cmd) return refuse("unknown command: the socket answers");
     if (!shm_command_arity_ok(cmd, argc)) return refuse("wrong arity: the socket answers");
-    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
-        if (!strcmp(rules[i].name, cmd->name))
-            return (struct shm_verdict){rules[i].action, rules[i].reason};
+    if (!cmd->policy_rule) cmd->policy_rule = find_rule(cmd->name);
+    if (cmd->policy_rule != NO_RULE) {
+        const struct named_rule *r = &rules[cmd->policy_rule - 1];
+        return (struct shm_verdict){r->action, r->reason};
+    }
     if (cmd->flags & SHM_CMD_NOSCRIPT) return refuse("connection or admin command");
     if (cmd->flags & SHM_CMD_BLOCKING) return refuse("blocking command");
     return (struct shm_verdict){SHM_ACT_CALL, NULL};

@@ -28,8 +28,9 @@ struct shm_verdict {
     const char *reason; /* for SHM_ACT_REFUSE */
 };
 
-/* cmd: shm_command_lookup()'s answer for a request of argc arguments. */
-struct shm_verdict shm_policy_classify(const struct shm_command *cmd, size_t argc);
+/* cmd: shm_command_lookup()'s answer for a request of argc arguments (its
+   policy_rule is filled on first use, so the name rules run once a command). */
+struct shm_verdict shm_policy_classify(struct shm_command *cmd, size_t argc);
 
 /* The command may write or publish: the event loop must run for its side
    effects (AOF, replicas, blocked clients, subscribers). */

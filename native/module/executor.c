@@ -168,7 +168,7 @@ static void run_request(struct pass *p, struct shm_session *s) {
         shm_reply_refusal(s, "skipped after a refusal");
         return;
     }
-    const struct shm_command *cmd =
+    struct shm_command *cmd =
         shm_command_lookup(dctx, (const char *const *)q.argv, q.argvlen, q.argc);
     struct shm_verdict v = shm_policy_classify(cmd, q.argc);
     const char *refusal = v.action == SHM_ACT_REFUSE ? v.reason : server_state_refusal(p);
@@ -194,7 +194,7 @@ static void run_session(struct pass *p, struct shm_session *s) {
         return;
     }
     if (s->out_len && !shm_reply_flush(s)) return;
-    uint64_t consumed_before = shm_stats.bytes_in;
+    uint32_t head_before = s->req.head;
     for (long long n = 0; n < shm_cfg.batch_max && !s->failed && !s->closing; n++) {
         const char *why = NULL;
         enum shm_intake got = shm_intake_next(s, &why);
@@ -215,7 +215,7 @@ static void run_session(struct pass *p, struct shm_session *s) {
         }
         if (s->out_len) break; /* the client must read before we go on */
     }
-    if (shm_stats.bytes_in != consumed_before &&
+    if (s->req.head != head_before &&
         atomic_load_explicit(&s->hdr->req.producer_waiting, memory_order_seq_cst))
         shm_futex_wake(&s->hdr->req.head);
     if (s->closing && !s->out_len) shm_session_fail(s, s->closing);
