@@ -35,9 +35,11 @@ from .resp import (
     Bulk,
     Error,
     Integer,
+    Map,
     Push,
     Reader,
     Reply,
+    Set,
     encode_command,
     parse_one,
 )
@@ -62,11 +64,36 @@ _RUN_IN_MULTI = frozenset({b"exec", b"discard", b"multi", b"reset", b"quit", b"w
 _ROUTED = (_STATE_COMMANDS | _SUBSCRIBE | _UNSUBSCRIBE | _SOCKET_ONLY
            | {b"exec", b"discard", b"unwatch", b"client", b"quit"})
 # After a command over shared memory, a socket unused for longer than this
-# gets a PING (see Connection._keep_socket_alive).
+# gets a bare HELLO (see Connection._keep_socket_alive).
 KEEPALIVE_AFTER = 0.5
 # HELLO without arguments changes nothing, and as a no_auth command it is
-# never denied by an ACL (a PING could be, and would fill the ACL LOG).
-_KEEPALIVE = encode_command("HELLO")
+# never denied by an ACL (a PING could be, and would fill the ACL LOG): the
+# keep-alive, and the question whether the module is loaded.
+_BARE_HELLO = encode_command("HELLO")
+
+
+def _lists_shm_module(hello: Reply) -> bool:
+    """Whether a HELLO reply's `modules` names the shm module.  Asking HELLO
+    (no_auth, never denied by an ACL, never an error) costs the round trip
+    the handshake would have, and a server without the module counts no
+    error for an unknown SHM.HANDSHAKE."""
+    fields = _pairs(hello)
+    modules = fields.get(b"modules")
+    if not isinstance(modules, Array | Set):
+        return False
+    return any(_pairs(module).get(b"name") == Bulk(b"shm") for module in modules.items)
+
+
+def _pairs(reply: Reply) -> dict[bytes, Reply]:
+    """A HELLO-style reply (a RESP3 map, or RESP2's flat array of key,
+    value) as a dict by key; anything else as an empty dict."""
+    if isinstance(reply, Map):
+        pairs = list(reply.pairs)
+    elif isinstance(reply, Array):
+        pairs = list(zip(reply.items[::2], reply.items[1::2]))
+    else:
+        return {}
+    return {key.data: value for key, value in pairs if isinstance(key, Bulk)}
 
 
 class ShmUnavailable(ConnectionError):
@@ -213,11 +240,15 @@ class Connection:
         return False
 
     def _open_session(self, required: bool) -> None:
-        reply = self._socket_execute(encode_command("SHM.HANDSHAKE"))
         try:
+            hello = None if self._module_absent else self._socket_execute(_BARE_HELLO)
+            if isinstance(hello, Error):  # NOAUTH: the module may be there
+                raise ChannelError(hello.message)
+            if hello is None or not _lists_shm_module(hello):
+                self._module_absent = True
+                raise ChannelError("the server has no shm module loaded")
+            reply = self._socket_execute(encode_command("SHM.HANDSHAKE"))
             if isinstance(reply, Error):
-                if reply.code == "ERR" and b"unknown command" in reply.text:
-                    self._module_absent = True
                 raise ChannelError(reply.message)
             if not isinstance(reply, Array) or len(reply.items) != 4:
                 raise ChannelError(f"unexpected SHM.HANDSHAKE reply: {reply!r}")
@@ -481,7 +512,7 @@ class Connection:
                 or time.monotonic() - sock.last_used <= KEEPALIVE_AFTER):
             return
         try:
-            self._send_socket(_KEEPALIVE)
+            self._send_socket(_BARE_HELLO)
             self._read_socket()  # its reply is not the caller's
         except (ConnectionError, OSError):
             self.close()  # the caller has its reply; the next command reports the loss

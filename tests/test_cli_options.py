@@ -102,6 +102,9 @@ def test_shm_require_fails_clearly_without_the_module(make_server) -> None:
     assert ours.stderr.startswith(b"shmcli: shared memory is not available")
     fallback = run_tool(SHMCLI, ["--verbose", "-s", srv.unix_socket, "PING"])
     assert (fallback.stdout, fallback.stderr) == (b"PONG\n", b"# transport: socket\n")
+    # Looking for the module is no error on a server without it.
+    assert srv.info("stats")["total_error_replies"] == "0"
+    assert srv.info("errorstats") == {}
 
 
 def test_askpass_reads_the_password_from_stdin_without_a_terminal(make_server) -> None:
