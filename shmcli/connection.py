@@ -90,7 +90,7 @@ def _pairs(reply: Reply) -> dict[bytes, Reply]:
     if isinstance(reply, Map):
         pairs = list(reply.pairs)
     elif isinstance(reply, Array):
-        pairs = list(zip(reply.items[::2], reply.items[1::2]))
+        pairs = list(zip(reply.items[::2], reply.items[1::2], strict=False))
     else:
         return {}
     return {key.data: value for key, value in pairs if isinstance(key, Bulk)}
