@@ -37,7 +37,6 @@ ffibuilder.cdef(
     const char *shm_client_strerror(int status);
 
     #define SHM_PIPE_ROUTED 1
-    #define SHM_PIPE_SOCKET 2
     #define SHM_PIPE_OK 0
     #define SHM_PIPE_REFUSED 1
     #define SHM_PIPE_DONE 2
@@ -57,7 +56,7 @@ ffibuilder.cdef(
     int shm_pipe_feed(struct shm_pipe *p, const char *data, size_t len, int final);
     size_t shm_pipe_count(struct shm_pipe *p);
     uint32_t shm_pipe_command(struct shm_pipe *p, size_t i, const char **req, size_t *len);
-    const char *shm_pipe_protocol_error(struct shm_pipe *p);
+    int shm_pipe_handoff(struct shm_pipe *p);
     void shm_pipe_tail(struct shm_pipe *p, const char **buf, size_t *len);
     int shm_pipe_run(struct shm_pipe *p, struct shm_client *c, size_t start, int64_t wait_ms,
                      size_t *next);

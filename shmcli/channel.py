@@ -149,7 +149,7 @@ class PipeBuffer:
         return int(lib.shm_pipe_count(self.handle))
 
     def flags(self, index: int) -> int:
-        """lib.SHM_PIPE_ROUTED / SHM_PIPE_SOCKET bits of command `index`."""
+        """lib.SHM_PIPE_ROUTED bit of command `index`."""
         return int(lib.shm_pipe_command(self.handle, index, self._ptr, self._len))
 
     def command(self, index: int) -> bytes:
@@ -168,10 +168,10 @@ class PipeBuffer:
         return ffi.unpack(first, self._ptr[0] + self._len[0] - first)
 
     @property
-    def protocol_error(self) -> str | None:
-        """The protocol error the server would answer, without "ERR "."""
-        msg = lib.shm_pipe_protocol_error(self.handle)
-        return None if msg == ffi.NULL else ffi.string(msg).decode("latin-1")
+    def handoff(self) -> bool:
+        """The split stopped for good at the tail: from there on, the input
+        is the socket's, as it came."""
+        return bool(lib.shm_pipe_handoff(self.handle))
 
     def tail(self) -> bytes:
         """The input after the last split command, as it came."""

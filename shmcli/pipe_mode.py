@@ -13,15 +13,18 @@ What redis-cli 7.0 does (pipeMode), and so what this does:
   it at once: the server's error (if any) on stderr, exit 1, no summary.
 
 How, with a shared-memory session: native/channel/shm_pipe.c splits the input
-as the server would (same commands, same protocol errors) and runs each feed
-through the request ring in one C loop, draining replies while it writes.
-The commands Connection routes itself (state, transactions, CLIENT...) and the
-ones the module refuses go through Connection.execute_many, one at a time and
-in order, so both transports stay in step.  Commands that do not answer one
-reply each (SUBSCRIBE and co., MONITOR, CLIENT REPLY OFF/SKIP, SYNC) or are
-too big for a request record make the rest of the input go to the socket
-raw.  Without a session everything goes to the socket raw, as redis-cli sends
-it, and shm_pipe.c's scanner counts the replies.
+into commands while it is in the form every supported server reads the same
+way, and runs each feed through the request ring in one C loop, draining
+replies while it writes.  The commands Connection routes itself (state,
+transactions, CLIENT...) and the ones the module refuses go through
+Connection.execute_many, one at a time and in order, so both transports stay
+in step.  From the first command in any other form (odd quoting or framing,
+a protocol error, a huge value: the servers differ there), and from a command
+that does not answer one reply (SUBSCRIBE and co., MONITOR, CLIENT REPLY
+OFF/SKIP, SYNC), the rest of the input goes to the socket raw, so the
+server's own parser accepts or rejects it.  Without a session everything goes
+to the socket raw, as redis-cli sends it, and shm_pipe.c's scanner counts the
+replies.
 """
 
 from __future__ import annotations
@@ -183,21 +186,21 @@ class PipeRun:
                 if shm is not None and not flags:
                     index = self._run_shm(shm, index)
                     continue
-                words = [] if flags & lib.SHM_PIPE_SOCKET else _words(pipe.command(index))
-                if not words or _needs_raw(words):
+                words = _words(pipe.command(index))
+                if _needs_raw(words):
                     assert sock is not None
                     self._stream(sock, pipe.commands_from(index) + pipe.tail())
                     return
                 self._run_routed(words)
                 index += 1
-            if pipe.protocol_error is not None and not self.stats.done:
-                self._protocol_error(pipe.protocol_error)
+            if pipe.handoff and not self.stats.done:
+                break
         if not self.stats.done:
-            # The input ended inside a command: the server would wait for the
-            # rest for ever, and redis-cli for its timeout.
+            # The rest of the input, or no more than the wait for the last
+            # reply (the final ECHO was queued in a MULTI, say), is the socket's.
             _, sock = self.conn.raw_transports()
             assert sock is not None
-            self._stream(sock, b"")
+            self._stream(sock, pipe.tail() if pipe.handoff else b"")
 
     def _run_shm(self, shm: ShmChannel, index: int) -> int:
         """Run commands from `index` through the ring; returns where to go on."""
@@ -352,13 +355,6 @@ class PipeRun:
         self._err(f"No replies for {self.timeout_s} seconds: exiting.".encode())
         self.stats.errors += 1
         raise _Finished(self._summary())
-
-    def _protocol_error(self, message: str) -> NoReturn:
-        """The server answers a protocol error and closes the connection."""
-        self._settle_eof()
-        self._flush_errors()
-        self._err(b"ERR " + message.encode("latin-1"))
-        raise _Finished(1)
 
     def _server_gone(self, exc: BaseException) -> None:
         if isinstance(exc, ChannelClosed) or not str(exc):

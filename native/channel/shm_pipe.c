@@ -9,18 +9,21 @@
  * them.  shm_client.c stays a complete, separately compilable client (the
  * benchmark builds it alone).
  *
- * Splitting follows the server's request parser (Redis 7.0 networking.c), so
- * that a stream means the same commands over shared memory as it would on the
- * socket, protocol errors included:
- * - a command starting with '*' is a multibulk: "*<count>\r" where count is
- *   a strict integer (string2ll: no sign but '-', no leading zero, at most
- *   20 characters), count <= 0 is no command; each argument "$<len>\r" then
- *   len bytes and two bytes that are skipped unchecked;
- *   the byte after each '\r' of a count line is skipped unchecked too;
- * - anything else is an inline command: a line up to '\n' (a '\r' before it
- *   is dropped), split like sdssplitargs; an empty line is no command;
- * - the search for '\r' or '\n' stops at a NUL byte, as strchr does there:
- *   the server then waits for more input, for ever unless 64 KiB pile up.
+ * Splitting takes only what every supported server reads the same way
+ * (Redis 7.0 to 8.x and Valkey 8 to 9 differ in the rest: quoting rules,
+ * whether the CR LF after a line or a payload is checked, limits that are
+ * server settings):
+ * - a multibulk "*<count>\r\n" then count times "$<len>\r\n<len bytes>\r\n",
+ *   each number plain digits without sign or leading zero, 1 <= count <=
+ *   the module's argument limit, len <= 1 MiB (the least proto-max-bulk-len),
+ *   the whole request well under the module's input limit; copied as it is;
+ * - an inline command: a line up to '\n' (a '\r' before it is dropped) of
+ *   words made of bytes other than quotes, backslash, control bytes and
+ *   white space, separated by spaces or tabs, at most 16 KiB; re-encoded as
+ *   a multibulk; a blank line is no command.
+ * At anything else, and at an input that ends inside a command, the split
+ * stops for good ("handoff"): from there on the input goes to the server's
+ * socket as it came, and the server itself accepts it, rejects it or waits.
  */
 #include "shm_client.c" /* the client, with its internals (see above) */
 
@@ -31,10 +34,12 @@
 
 #include "shm_pipe.h"
 
-#define PROTO_INLINE_MAX (64u * 1024u)            /* PROTO_INLINE_MAX_SIZE */
-#define PROTO_MAX_BULK (512ull * 1024ull * 1024ull) /* proto-max-bulk-len default */
-#define MODULE_ARGS_MAX (1024u * 1024u)           /* the module's own limit (executor.c) */
-#define MODULE_REQUEST_MAX (512ull * 1024ull * 1024ull) /* well under shm.input-limit */
+/* What goes through the session, beyond that the socket (see the top). */
+#define INLINE_MAX (16u * 1024u) /* a line: a quarter of the servers' inline limit */
+#define BULK_MAX (1024u * 1024u) /* the least proto-max-bulk-len a server accepts */
+#define MODULE_ARGS_MAX (1024u * 1024u) /* the module's own limit (executor.c) */
+#define MODULE_REQUEST_MAX (16u * 1024u * 1024u) /* well under shm.input-limit's 64 MB */
+#define NUMBER_DIGITS_MAX 10 /* enough for any count or length allowed above */
 #define WINDOW_MAX (1ull << 40)
 #define DOORBELL_EVERY 64 /* requests between two looks at the server's sleep flag */
 #define SCAN_DEPTH_MAX 64
@@ -58,8 +63,7 @@ struct shm_pipe {
     /* input not split yet: in[in_pos, in_len) */
     char *in;
     size_t in_pos, in_len, in_cap;
-    const char *proto_error;
-    char proto_buf[64];
+    int handoff; /* in_pos is where the socket must take the input over */
     int ended; /* the final ECHO was appended */
 
     /* the last feed's commands, canonical, back to back in out */
@@ -67,10 +71,6 @@ struct shm_pipe {
     size_t out_len, out_cap;
     struct pipe_cmd *cmds;
     size_t ncmds, cmds_cap;
-    char *args; /* an inline command's arguments, unescaped */
-    size_t args_len, args_cap;
-    size_t *arg_lens;
-    size_t nargs, arg_lens_cap;
 
     /* a run over the session */
     int running;
@@ -150,8 +150,6 @@ void shm_pipe_free(struct shm_pipe *p) {
     free(p->in);
     free(p->out);
     free(p->cmds);
-    free(p->args);
-    free(p->arg_lens);
     free(p->reply);
     free(p->err);
     free(p);
@@ -161,7 +159,178 @@ struct shm_pipe_stats *shm_pipe_stats(struct shm_pipe *p) { return &p->stats; }
 
 /* ---- splitting ---- */
 
-/* Redis' string2ll: optional '-', then "0" alone or a digit 1-9 and more
+/* A number line after its type byte, at `at`: digits without sign or
+   leading zero, at most `max`, then CR LF.  1: *value and *next (after the
+   LF), 0: the line is not all there yet, -1: not canonical. */
+static int number_line(const struct shm_pipe *p, size_t at, uint64_t max, uint64_t *value,
+                       size_t *next) {
+    uint64_t v = 0;
+    size_t i = at;
+    for (; i < p->in_len && p->in[i] >= '0' && p->in[i] <= '9'; i++) {
+        if (i - at == NUMBER_DIGITS_MAX) return -1;
+        v = v * 10 + (uint64_t)(p->in[i] - '0');
+    }
+    if (i == p->in_len || (p->in[i] == '\r' && i + 1 == p->in_len)) return 0;
+    size_t digits = i - at;
+    if (digits == 0 || (digits > 1 && p->in[at] == '0') || v > max) return -1;
+    if (p->in[i] != '\r' || p->in[i + 1] != '\n') return -1;
+    *value = v;
+    *next = i + 2;
+    return 1;
+}
+
+static int is_routed(const struct shm_pipe *p, const char *name, size_t len) {
+    for (const char *r = p->routed; *r; r += strlen(r) + 1) {
+        if (strlen(r) != len) continue;
+        size_t i = 0;
+        while (i < len && (char)tolower((unsigned char)name[i]) == r[i]) i++;
+        if (i == len) return 1;
+    }
+    return 0;
+}
+
+static int add_command(struct shm_pipe *p, size_t off, const char *name, size_t name_len) {
+    if (p->ncmds == p->cmds_cap) {
+        size_t cap = p->cmds_cap ? p->cmds_cap * 2 : 1024;
+        struct pipe_cmd *grown = realloc(p->cmds, cap * sizeof *grown);
+        if (!grown) return SHM_E_NOMEM;
+        p->cmds = grown;
+        p->cmds_cap = cap;
+    }
+    uint32_t flags = is_routed(p, name, name_len) ? SHM_PIPE_ROUTED : 0;
+    p->cmds[p->ncmds++] = (struct pipe_cmd){off, p->out_len - off, flags};
+    return 1;
+}
+
+/* A multibulk at in_pos: 1 split, 0 needs more input, -1 not canonical,
+   SHM_E_NOMEM.  A canonical one is copied as it is. */
+static int split_multibulk(struct shm_pipe *p) {
+    size_t start = p->in_pos, at;
+    uint64_t count;
+    int rc = number_line(p, start + 1, MODULE_ARGS_MAX, &count, &at);
+    if (rc != 1) return rc;
+    if (count == 0) return -1;
+    size_t name_at = 0, name_len = 0;
+    for (uint64_t i = 0; i < count; i++) {
+        if (at == p->in_len) return 0;
+        if (p->in[at] != '$') return -1;
+        uint64_t len;
+        if ((rc = number_line(p, at + 1, BULK_MAX, &len, &at)) != 1) return rc;
+        if (p->in_len - at < len + 2) return 0;
+        if (p->in[at + len] != '\r' || p->in[at + len + 1] != '\n') return -1;
+        if (i == 0) {
+            name_at = at;
+            name_len = (size_t)len;
+        }
+        at += (size_t)len + 2;
+    }
+    size_t off = p->out_len;
+    if (at - start > MODULE_REQUEST_MAX) return -1;
+    if (put(&p->out, &p->out_len, &p->out_cap, p->in + start, at - start) != SHM_OK)
+        return SHM_E_NOMEM;
+    rc = add_command(p, off, p->in + name_at, name_len);
+    if (rc == 1) p->in_pos = at;
+    return rc;
+}
+
+/* A byte of an inline word that every server's splitter keeps as it is:
+   no quote, backslash, control byte or white space. */
+static int is_plain(unsigned char c) {
+    return c > ' ' && c != 0x7f && c != '"' && c != '\'' && c != '\\';
+}
+
+/* An inline command at in_pos, a line of plain words separated by spaces
+   or tabs; same results as split_multibulk.  It is re-encoded as a
+   multibulk. */
+static int split_inline(struct shm_pipe *p) {
+    const char *line = p->in + p->in_pos;
+    size_t avail = p->in_len - p->in_pos;
+    const char *nl = memchr(line, '\n', avail < INLINE_MAX ? avail : INLINE_MAX);
+    if (!nl) return avail < INLINE_MAX ? 0 : -1;
+    size_t n = (size_t)(nl - line);
+    if (n && line[n - 1] == '\r') n--;
+    size_t words = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)line[i];
+        if (c != ' ' && c != '\t' && !is_plain(c)) return -1;
+        if (is_plain(c) && (i == 0 || !is_plain((unsigned char)line[i - 1]))) words++;
+    }
+    size_t off = p->out_len;
+    if (words) {
+        if (put_header(p, '*', words) != SHM_OK) return SHM_E_NOMEM;
+        const char *name = NULL;
+        size_t name_len = 0;
+        for (size_t i = 0; i < n;) {
+            while (i < n && !is_plain((unsigned char)line[i])) i++;
+            size_t w = i;
+            while (i < n && is_plain((unsigned char)line[i])) i++;
+            if (i == w) break;
+            if (!name) {
+                name = line + w;
+                name_len = i - w;
+            }
+            if (put_header(p, '$', i - w) != SHM_OK ||
+                put(&p->out, &p->out_len, &p->out_cap, line + w, i - w) != SHM_OK ||
+                put(&p->out, &p->out_len, &p->out_cap, "\r\n", 2) != SHM_OK)
+                return SHM_E_NOMEM;
+        }
+        int rc = add_command(p, off, name, name_len);
+        if (rc != 1) return rc;
+    }
+    p->in_pos += (size_t)(nl - line) + 1;
+    return 1;
+}
+
+int shm_pipe_feed(struct shm_pipe *p, const char *data, size_t len, int final) {
+    if (p->running) return SHM_E_PROTO;
+    p->out_len = p->ncmds = 0;
+    if (p->handoff) return SHM_OK; /* the rest is the socket's */
+    if (p->in_pos) { /* keep only what was not split */
+        memmove(p->in, p->in + p->in_pos, p->in_len - p->in_pos);
+        p->in_len -= p->in_pos;
+        p->in_pos = 0;
+    }
+    if (put(&p->in, &p->in_len, &p->in_cap, data, len) != SHM_OK) return SHM_E_NOMEM;
+    if (final && !p->ended) {
+        if (put(&p->in, &p->in_len, &p->in_cap, echo_prefix, sizeof echo_prefix - 1) != SHM_OK ||
+            put(&p->in, &p->in_len, &p->in_cap, p->magic, SHM_PIPE_MAGIC_LEN) != SHM_OK ||
+            put(&p->in, &p->in_len, &p->in_cap, "\r\n", 2) != SHM_OK)
+            return SHM_E_NOMEM;
+        p->stats.armed = p->ended = 1;
+    }
+    while (p->in_pos < p->in_len) {
+        int rc = p->in[p->in_pos] == '*' ? split_multibulk(p) : split_inline(p);
+        if (rc == 1) continue;
+        if (rc == -1 || final) p->handoff = 1; /* final: it ends inside a command */
+        if (rc == 0 || rc == -1) break;
+        return rc; /* out of memory */
+    }
+    return SHM_OK;
+}
+
+size_t shm_pipe_count(struct shm_pipe *p) { return p->ncmds; }
+
+uint32_t shm_pipe_command(struct shm_pipe *p, size_t i, const char **req, size_t *len) {
+    if (i >= p->ncmds) {
+        *req = NULL;
+        *len = 0;
+        return 0;
+    }
+    *req = p->out + p->cmds[i].off;
+    *len = p->cmds[i].len;
+    return p->cmds[i].flags;
+}
+
+int shm_pipe_handoff(struct shm_pipe *p) { return p->handoff; }
+
+void shm_pipe_tail(struct shm_pipe *p, const char **buf, size_t *len) {
+    *buf = p->in + p->in_pos;
+    *len = p->in_len - p->in_pos;
+}
+
+/* ---- replies ---- */
+
+/* A reply's number, read as Redis' string2ll does: optional '-', then "0" alone or a digit 1-9 and more
    digits, fewer than 21 characters, within a long long. */
 static int strict_ll(const char *s, size_t n, long long *value) {
     if (n == 0 || n >= 21) return 0;
@@ -190,315 +359,6 @@ static int strict_ll(const char *s, size_t n, long long *value) {
     return 1;
 }
 
-/* strchr(s, c) over in[from, in_len): the position of c, or -1 when a NUL
-   or the end of the data comes first.  Count lines are a few bytes long: a
-   plain loop finds their end before memchr would have started. */
-static ssize_t find_stop_at_nul(const struct shm_pipe *p, size_t from, char c) {
-    const char *base = p->in + from;
-    size_t n = p->in_len - from, i = 0;
-    for (size_t near = n < 32 ? n : 32; i < near; i++) {
-        if (base[i] == c) return (ssize_t)(from + i);
-        if (base[i] == '\0') return -1;
-    }
-    if (i == n) return -1;
-    const char *hit = memchr(base + i, c, n - i);
-    size_t limit = hit ? (size_t)(hit - base) : n;
-    if (memchr(base + i, '\0', limit - i)) return -1;
-    return hit ? (ssize_t)(from + limit) : -1;
-}
-
-static int protocol_error(struct shm_pipe *p, const char *msg) {
-    p->proto_error = msg;
-    return -1;
-}
-
-static int is_blank(unsigned char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-
-static int hex_value(unsigned char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-static int add_arg_byte(struct shm_pipe *p, char c) {
-    return put(&p->args, &p->args_len, &p->args_cap, &c, 1);
-}
-
-static int end_arg(struct shm_pipe *p, size_t start) {
-    if (p->nargs == p->arg_lens_cap) {
-        size_t cap = p->arg_lens_cap ? p->arg_lens_cap * 2 : 64;
-        size_t *grown = realloc(p->arg_lens, cap * sizeof *grown);
-        if (!grown) return SHM_E_NOMEM;
-        p->arg_lens = grown;
-        p->arg_lens_cap = cap;
-    }
-    p->arg_lens[p->nargs++] = p->args_len - start;
-    return SHM_OK;
-}
-
-/* sdssplitargs over s[0, n) (which holds no NUL): 1 when split into
-   p->args / p->arg_lens, 0 on unbalanced quotes, SHM_E_NOMEM. */
-static int split_line(struct shm_pipe *p, const char *s, size_t n) {
-    size_t i = 0;
-    p->args_len = p->nargs = 0;
-    for (;;) {
-        while (i < n && is_blank((unsigned char)s[i])) i++;
-        if (i == n) return 1;
-        size_t start = p->args_len;
-        int quote = 0; /* '"' or '\'' while inside quotes */
-        for (;;) {
-            int rc = SHM_OK;
-            if (quote == '"') {
-                if (i >= n) return 0;
-                int hi, lo;
-                if (s[i] == '\\' && i + 3 < n && s[i + 1] == 'x' &&
-                    (hi = hex_value((unsigned char)s[i + 2])) >= 0 &&
-                    (lo = hex_value((unsigned char)s[i + 3])) >= 0) {
-                    rc = add_arg_byte(p, (char)(hi * 16 + lo));
-                    i += 4;
-                } else if (s[i] == '\\' && i + 1 < n) {
-                    char c = s[i + 1];
-                    switch (c) {
-                    case 'n': c = '\n'; break;
-                    case 'r': c = '\r'; break;
-                    case 't': c = '\t'; break;
-                    case 'b': c = '\b'; break;
-                    case 'a': c = '\a'; break;
-                    default: break;
-                    }
-                    rc = add_arg_byte(p, c);
-                    i += 2;
-                } else if (s[i] == '"') {
-                    if (i + 1 < n && !is_blank((unsigned char)s[i + 1])) return 0;
-                    i++;
-                    break;
-                } else {
-                    rc = add_arg_byte(p, s[i++]);
-                }
-            } else if (quote == '\'') {
-                if (i >= n) return 0;
-                if (s[i] == '\\' && i + 1 < n && s[i + 1] == '\'') {
-                    rc = add_arg_byte(p, '\'');
-                    i += 2;
-                } else if (s[i] == '\'') {
-                    if (i + 1 < n && !is_blank((unsigned char)s[i + 1])) return 0;
-                    i++;
-                    break;
-                } else {
-                    rc = add_arg_byte(p, s[i++]);
-                }
-            } else {
-                if (i >= n || s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t') break;
-                if (s[i] == '"' || s[i] == '\'') quote = s[i++];
-                else rc = add_arg_byte(p, s[i++]);
-            }
-            if (rc != SHM_OK) return rc;
-        }
-        if (end_arg(p, start) != SHM_OK) return SHM_E_NOMEM;
-    }
-}
-
-static uint32_t flags_of(const struct shm_pipe *p, const char *name, size_t len, size_t argc,
-                         size_t encoded) {
-    uint32_t flags = 0;
-    if (argc > MODULE_ARGS_MAX || encoded > MODULE_REQUEST_MAX) flags |= SHM_PIPE_SOCKET;
-    for (const char *r = p->routed; *r; r += strlen(r) + 1) {
-        size_t rl = strlen(r);
-        if (rl != len) continue;
-        size_t i = 0;
-        while (i < len && (char)tolower((unsigned char)name[i]) == r[i]) i++;
-        if (i == len) return flags | SHM_PIPE_ROUTED;
-    }
-    return flags;
-}
-
-static int add_command(struct shm_pipe *p, size_t off, uint32_t flags) {
-    if (p->ncmds == p->cmds_cap) {
-        size_t cap = p->cmds_cap ? p->cmds_cap * 2 : 1024;
-        struct pipe_cmd *grown = realloc(p->cmds, cap * sizeof *grown);
-        if (!grown) return SHM_E_NOMEM;
-        p->cmds = grown;
-        p->cmds_cap = cap;
-    }
-    p->cmds[p->ncmds++] = (struct pipe_cmd){off, p->out_len - off, flags};
-    return SHM_OK;
-}
-
-/* One inline command at in_pos.  1: consumed (maybe no command), 0: needs
-   more input, -1: protocol error, SHM_E_NOMEM. */
-static int split_inline(struct shm_pipe *p) {
-    ssize_t nl = find_stop_at_nul(p, p->in_pos, '\n');
-    if (nl < 0) {
-        if (p->in_len - p->in_pos > PROTO_INLINE_MAX)
-            return protocol_error(p, "Protocol error: too big inline request");
-        return 0;
-    }
-    size_t end = (size_t)nl;
-    if (end > p->in_pos && p->in[end - 1] == '\r') end--;
-    int rc = split_line(p, p->in + p->in_pos, end - p->in_pos);
-    if (rc == 0) return protocol_error(p, "Protocol error: unbalanced quotes in request");
-    if (rc < 0) return rc;
-    p->in_pos = (size_t)nl + 1;
-    if (p->nargs == 0) return 1;
-    size_t off = p->out_len;
-    if (put_header(p, '*', p->nargs) != SHM_OK) return SHM_E_NOMEM;
-    const char *arg = p->args;
-    for (size_t i = 0; i < p->nargs; i++) {
-        if (put_header(p, '$', p->arg_lens[i]) != SHM_OK ||
-            put(&p->out, &p->out_len, &p->out_cap, arg, p->arg_lens[i]) != SHM_OK ||
-            put(&p->out, &p->out_len, &p->out_cap, "\r\n", 2) != SHM_OK)
-            return SHM_E_NOMEM;
-        arg += p->arg_lens[i];
-    }
-    uint32_t flags = flags_of(p, p->args, p->arg_lens[0], p->nargs, p->out_len - off);
-    return add_command(p, off, flags) == SHM_OK ? 1 : SHM_E_NOMEM;
-}
-
-/* The line "<type><number>\r?" at `at`: -1 error (message set), 0 need
-   more, 1 with *value and *next (after the two bytes that end it). */
-static int count_line(struct shm_pipe *p, size_t at, const char *too_big, long long *value,
-                      size_t *next, int *canonical) {
-    ssize_t cr = find_stop_at_nul(p, at, '\r');
-    if (cr < 0) {
-        if (p->in_len - at > PROTO_INLINE_MAX) return protocol_error(p, too_big);
-        return 0;
-    }
-    if ((size_t)cr + 2 > p->in_len) return 0; /* the byte after '\r' is not there yet */
-    if (!strict_ll(p->in + at + 1, (size_t)cr - at - 1, value)) return 2; /* caller words it */
-    if (p->in[cr + 1] != '\n') *canonical = 0;
-    *next = (size_t)cr + 2;
-    return 1;
-}
-
-/* One multibulk command at in_pos; same results as split_inline. */
-static int split_multibulk(struct shm_pipe *p) {
-    size_t at = p->in_pos, start = p->in_pos;
-    long long count;
-    int canonical = 1;
-    int rc = count_line(p, at, "Protocol error: too big mbulk count string", &count, &at,
-                        &canonical);
-    if (rc == 2 || (rc == 1 && count > INT32_MAX))
-        return protocol_error(p, "Protocol error: invalid multibulk length");
-    if (rc != 1) return rc;
-    if (count <= 0) {
-        p->in_pos = at;
-        return 1;
-    }
-    /* First pass: find the end and check the framing; arguments are
-       remembered as offsets only when the command must be re-encoded. */
-    size_t name_at = 0, name_len = 0;
-    for (long long i = 0; i < count; i++) {
-        ssize_t cr = find_stop_at_nul(p, at, '\r');
-        if (cr < 0) {
-            if (p->in_len - at > PROTO_INLINE_MAX)
-                return protocol_error(p, "Protocol error: too big bulk count string");
-            return 0;
-        }
-        if ((size_t)cr + 2 > p->in_len) return 0;
-        unsigned char type = (unsigned char)p->in[at];
-        if (type != '$') {
-            /* the server's addReplyErrorFormat turns CR and LF into spaces */
-            char shown = (type == '\r' || type == '\n') ? ' ' : (char)type;
-            snprintf(p->proto_buf, sizeof p->proto_buf, "Protocol error: expected '$', got '%c'",
-                     shown);
-            return protocol_error(p, p->proto_buf);
-        }
-        long long len;
-        if (!strict_ll(p->in + at + 1, (size_t)cr - at - 1, &len) || len < 0 ||
-            (unsigned long long)len > PROTO_MAX_BULK)
-            return protocol_error(p, "Protocol error: invalid bulk length");
-        if (p->in[cr + 1] != '\n') canonical = 0;
-        at = (size_t)cr + 2;
-        if (p->in_len - at < (size_t)len + 2) return 0;
-        if (i == 0) {
-            name_at = at;
-            name_len = (size_t)len;
-        }
-        if (p->in[at + len] != '\r' || p->in[at + len + 1] != '\n') canonical = 0;
-        at += (size_t)len + 2;
-    }
-    size_t off = p->out_len;
-    if (canonical) {
-        if (put(&p->out, &p->out_len, &p->out_cap, p->in + start, at - start) != SHM_OK)
-            return SHM_E_NOMEM;
-    } else {
-        /* Second pass over a command now known to be complete and valid. */
-        size_t q = start;
-        while (p->in[q] != '\r') q++;
-        q += 2;
-        if (put_header(p, '*', (uint64_t)count) != SHM_OK) return SHM_E_NOMEM;
-        for (long long i = 0; i < count; i++) {
-            size_t cr = q;
-            while (p->in[cr] != '\r') cr++;
-            long long len;
-            strict_ll(p->in + q + 1, cr - q - 1, &len);
-            q = cr + 2;
-            if (put_header(p, '$', (uint64_t)len) != SHM_OK ||
-                put(&p->out, &p->out_len, &p->out_cap, p->in + q, (size_t)len) != SHM_OK ||
-                put(&p->out, &p->out_len, &p->out_cap, "\r\n", 2) != SHM_OK)
-                return SHM_E_NOMEM;
-            q += (size_t)len + 2;
-        }
-    }
-    p->in_pos = at;
-    uint32_t flags = flags_of(p, p->in + name_at, name_len, (size_t)count, p->out_len - off);
-    return add_command(p, off, flags) == SHM_OK ? 1 : SHM_E_NOMEM;
-}
-
-int shm_pipe_feed(struct shm_pipe *p, const char *data, size_t len, int final) {
-    if (p->running) return SHM_E_PROTO;
-    p->out_len = p->ncmds = 0;
-    if (p->proto_error) return SHM_OK; /* the server would have closed the connection */
-    if (p->in_pos) { /* keep only what was not split */
-        memmove(p->in, p->in + p->in_pos, p->in_len - p->in_pos);
-        p->in_len -= p->in_pos;
-        p->in_pos = 0;
-    }
-    if (put(&p->in, &p->in_len, &p->in_cap, data, len) != SHM_OK) return SHM_E_NOMEM;
-    if (final && !p->ended) {
-        if (put(&p->in, &p->in_len, &p->in_cap, echo_prefix, sizeof echo_prefix - 1) != SHM_OK ||
-            put(&p->in, &p->in_len, &p->in_cap, p->magic, SHM_PIPE_MAGIC_LEN) != SHM_OK ||
-            put(&p->in, &p->in_len, &p->in_cap, "\r\n", 2) != SHM_OK)
-            return SHM_E_NOMEM;
-        p->stats.armed = p->ended = 1;
-    }
-    /* The in buffer ends with a NUL the way an sds does, so that a
-       stray read past the data by one byte is harmless. */
-    if (reserve(&p->in, &p->in_cap, p->in_len + 1) != SHM_OK) return SHM_E_NOMEM;
-    p->in[p->in_len] = '\0';
-    while (p->in_pos < p->in_len) {
-        int rc = p->in[p->in_pos] == '*' ? split_multibulk(p) : split_inline(p);
-        if (rc == 1) continue;
-        if (rc == 0 || rc == -1) break;
-        return rc; /* out of memory */
-    }
-    return SHM_OK;
-}
-
-size_t shm_pipe_count(struct shm_pipe *p) { return p->ncmds; }
-
-uint32_t shm_pipe_command(struct shm_pipe *p, size_t i, const char **req, size_t *len) {
-    if (i >= p->ncmds) {
-        *req = NULL;
-        *len = 0;
-        return 0;
-    }
-    *req = p->out + p->cmds[i].off;
-    *len = p->cmds[i].len;
-    return p->cmds[i].flags;
-}
-
-const char *shm_pipe_protocol_error(struct shm_pipe *p) { return p->proto_error; }
-
-void shm_pipe_tail(struct shm_pipe *p, const char **buf, size_t *len) {
-    *buf = p->in + p->in_pos;
-    *len = p->in_len - p->in_pos;
-}
-
-/* ---- replies ---- */
 
 static int add_error_text(struct shm_pipe *p, const char *text, size_t n) {
     size_t shown = strnlen(text, n); /* redis-cli prints it with %s */

@@ -7,12 +7,12 @@
  * 1. Splitting.  The input is a byte stream of RESP multibulk and inline
  *    commands, mixed, exactly what redis-cli --pipe writes to the socket.  The
  *    module accepts only one canonical multibulk per request record, so the
- *    stream is cut into commands here by the rules of the server's own
- *    request parser (processMultibulkBuffer / processInlineBuffer in Redis
- *    7.0), with the same protocol errors, and each command is re-encoded
- *    canonically when it was not already.  Commands whose name the caller
- *    routes itself (SELECT, MULTI, SUBSCRIBE...) and commands too large for a
- *    request record are flagged.
+ *    stream is cut into commands here, as long as it is in the form every
+ *    supported server reads the same way (shm_pipe.c says which); inline
+ *    commands are re-encoded.  At the first command in any other form the
+ *    split hands the rest of the input over to the socket, so the server's
+ *    own parser decides about it.  Commands whose name the caller routes
+ *    itself (SELECT, MULTI, SUBSCRIBE...) are flagged.
  *
  * 2. Running over shared memory.  A run writes the commands into the request
  *    ring and drains replies while it writes (a request never waits for a
@@ -36,7 +36,6 @@
 
 /* Flags of a split command. */
 #define SHM_PIPE_ROUTED 1u /* its name is in the caller's routed set */
-#define SHM_PIPE_SOCKET 2u /* too large for the module's request parser */
 
 #define SHM_PIPE_MAGIC_LEN 20
 
@@ -75,8 +74,9 @@ int shm_pipe_feed(struct shm_pipe *p, const char *data, size_t len, int final);
 size_t shm_pipe_count(struct shm_pipe *p);
 /* Command i of the last feed (canonical RESP); returns its flags. */
 uint32_t shm_pipe_command(struct shm_pipe *p, size_t i, const char **req, size_t *len);
-/* The server's protocol error that ended the split (without "ERR "), or NULL. */
-const char *shm_pipe_protocol_error(struct shm_pipe *p);
+/* 1 when the split stopped for good at the tail: the rest of the input,
+   from the tail on, goes to the socket as it is. */
+int shm_pipe_handoff(struct shm_pipe *p);
 /* The bytes after the last split command (unparsed, as received). */
 void shm_pipe_tail(struct shm_pipe *p, const char **buf, size_t *len);
 
