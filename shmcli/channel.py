@@ -31,10 +31,35 @@ def _timeout_ms(timeout: float | None) -> int:
     return -1 if timeout is None else max(0, int(timeout * 1000))
 
 
+class SocketProbe:
+    """PING round trips over a connected socket, timed in C like the
+    session's (native/channel/shm_probe.c)."""
+
+    __slots__ = ("_buf", "_len", "_elapsed")
+    _CAP = 4096
+
+    def __init__(self) -> None:
+        self._buf = ffi.new("char[]", self._CAP)
+        self._len = ffi.new("size_t *")
+        self._elapsed = ffi.new("uint64_t *")
+
+    def ping(self, fd: int, spin_ns: int, timeout: float | None) -> tuple[int, bytes, bool]:
+        """(nanoseconds, the bytes read, whether they are the whole reply);
+        when not, the rest of the reply is still to be read.  The socket
+        must have nothing unread.  ConnectionError, TimeoutError."""
+        rc = lib.shm_probe_socket(fd, spin_ns, _timeout_ms(timeout), self._elapsed, self._buf,
+                                  self._CAP, self._len)
+        if rc == lib.SHM_E_TIMEOUT:
+            raise TimeoutError("timed out waiting for the server")
+        if rc in (lib.SHM_E_CLOSED, lib.SHM_E_SYS):
+            raise ConnectionError("Server closed the connection")
+        return int(self._elapsed[0]), ffi.unpack(self._buf, self._len[0]), rc == lib.SHM_OK
+
+
 class ShmChannel:
     """One session: requests in, replies out, each a complete RESP message."""
 
-    __slots__ = ("_client", "_reply", "_reply_len", "_timeout_ms", "__weakref__")
+    __slots__ = ("_client", "_reply", "_reply_len", "_timeout_ms", "_elapsed", "__weakref__")
 
     def __init__(self, socket_path: str, token: str, ring_size: int,
                  timeout: float | None = None) -> None:
@@ -49,6 +74,7 @@ class ShmChannel:
         self._reply = ffi.new("const char **")
         self._reply_len = ffi.new("size_t *")
         self._timeout_ms = _timeout_ms(timeout)
+        self._elapsed = ffi.new("uint64_t *")
 
     def _check(self, rc: int) -> None:
         if rc == lib.SHM_E_TIMEOUT:
@@ -64,6 +90,15 @@ class ShmChannel:
         if rc:
             self._check(rc)
         return ffi.unpack(self._reply[0], self._reply_len[0])
+
+    def timed_ping(self, spin_ns: int) -> tuple[int, bytes]:
+        """A PING round trip timed in C (native/channel/shm_probe.c), with
+        the reply awaited spinning up to spin_ns: (nanoseconds, the reply)."""
+        rc = lib.shm_probe_session(self._client, spin_ns, self._timeout_ms, self._elapsed,
+                                   self._reply, self._reply_len)
+        if rc:
+            self._check(rc)
+        return int(self._elapsed[0]), ffi.unpack(self._reply[0], self._reply_len[0])
 
     def send(self, request: bytes) -> None:
         rc = lib.shm_client_send(self._client, lib.SHM_REC_REQUEST, request, len(request),

@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
-from .channel import ChannelClosed, ChannelError, ShmChannel
+from .channel import ChannelClosed, ChannelError, ShmChannel, SocketProbe
 from .resp import (
     NOT_ENOUGH,
     Array,
@@ -70,6 +70,9 @@ KEEPALIVE_AFTER = 0.5
 # never denied by an ACL (a PING could be, and would fill the ACL LOG): the
 # keep-alive, and the question whether the module is loaded.
 _BARE_HELLO = encode_command("HELLO")
+_PING = encode_command("PING")
+# A latency probe waits for its reply spinning this long before it sleeps.
+PROBE_SPIN_NS = 500_000
 
 
 def _lists_shm_module(hello: Reply) -> bool:
@@ -141,6 +144,7 @@ class SocketTransport:
         self.sock = sock
         self.reader = Reader()
         self.last_used = time.monotonic()  # last time bytes went either way
+        self._probe = SocketProbe()
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -156,6 +160,24 @@ class SocketTransport:
                 raise ConnectionError("Server closed the connection")
             self.last_used = time.monotonic()
             self.reader.feed(chunk)
+
+    def timed_ping(self, spin_ns: int) -> tuple[int, Reply]:
+        """A PING round trip timed in C around the socket alone (Python's
+        encoding and parsing are outside the span): (nanoseconds, reply)."""
+        if self.reader.has_data():  # a probe needs the socket to itself
+            start = time.perf_counter_ns()
+            self.send(_PING)
+            reply = self.read()
+            return time.perf_counter_ns() - start, reply
+        elapsed, data, whole = self._probe.ping(self.sock.fileno(), spin_ns,
+                                                self.sock.gettimeout())
+        self.last_used = time.monotonic()
+        self.reader.feed(data)
+        if whole:
+            return elapsed, self.read()
+        start = time.perf_counter_ns()  # not a one-line reply: read the rest here
+        reply = self.read()
+        return elapsed + time.perf_counter_ns() - start, reply
 
     def close(self) -> None:
         self.sock.close()
@@ -246,7 +268,7 @@ class Connection:
                 raise ChannelError(hello.message)
             if hello is None or not _lists_shm_module(hello):
                 self._module_absent = True
-                raise ChannelError("the server has no shm module loaded")
+                raise ChannelError("the shm module is not loaded on this server")
             reply = self._socket_execute(encode_command("SHM.HANDSHAKE"))
             if isinstance(reply, Error):
                 raise ChannelError(reply.message)
@@ -296,6 +318,39 @@ class Connection:
                 self._run_socket([(name, request)], 0, replies)
                 return replies[0]
         return self.execute_many([args])[0]
+
+    def timed_ping(self, spin_ns: int = PROBE_SPIN_NS) -> int:
+        """One PING round trip in nanoseconds, timed in C around the
+        transport alone, as redis-cli times its latency probes; the reply
+        is awaited spinning up to spin_ns.  The transport is the one
+        execute("PING") would take (last_transport says which); a PING the
+        module refuses counts both tries.  Errors as for execute()."""
+        if self._socket is None:
+            raise ConnectionError("not connected")
+        elapsed = 0
+        shm = self._shm
+        if shm is not None and not self._pinned and not self._shm_backlog:
+            try:
+                elapsed, raw = shm.timed_ping(spin_ns)
+            except ChannelError as exc:
+                raise self._session_lost(exc) from None
+            if not is_fallback(parse_one(raw)):
+                self.last_transport = "shm"
+                self._keep_socket_alive()
+                return elapsed
+            self._resume(shm)
+        if self._subscribed or self._in_multi or self._tracking:
+            start = time.perf_counter_ns()  # replies and pushes are Connection's to sort
+            self.execute_many([("PING",)])
+            return elapsed + time.perf_counter_ns() - start
+        self._sync_socket()
+        try:
+            socket_elapsed, _ = self._socket.timed_ping(spin_ns)
+        except (ConnectionError, OSError):
+            self.close()
+            raise
+        self.last_transport = "socket"
+        return elapsed + socket_elapsed
 
     def execute_many(self, commands: Iterable[Sequence[Arg]]) -> list[Reply]:
         """Pipeline: send every command, then read every reply, in order."""

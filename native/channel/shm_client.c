@@ -173,6 +173,10 @@ void shm_client_set_wait(struct shm_client *c, uint32_t spin_ns, uint32_t adapt_
     c->liveness_us = (liveness_ms ? liveness_ms : 1) * 1000u;
 }
 
+uint32_t shm_client_spin_ns(const struct shm_client *c) { return c->policy.spin_ns; }
+
+void shm_client_set_spin_ns(struct shm_client *c, uint32_t spin_ns) { c->policy.spin_ns = spin_ns; }
+
 void *shm_client_region(struct shm_client *c, size_t *size) {
     *size = c->size;
     return c->hdr;

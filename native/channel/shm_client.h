@@ -42,6 +42,10 @@ void shm_client_close(struct shm_client *c);
 void shm_client_set_wait(struct shm_client *c, uint32_t spin_ns, uint32_t adapt_ns,
                          uint32_t liveness_ms);
 
+/* The spin budget alone (a latency probe widens it for its own wait). */
+uint32_t shm_client_spin_ns(const struct shm_client *c);
+void shm_client_set_spin_ns(struct shm_client *c, uint32_t spin_ns);
+
 /* Send one message of the given kind (SHM_REC_REQUEST or SHM_REC_RESUME),
    fragmenting it as needed.  timeout_ms < 0 waits as long as the server
    lives. */

@@ -22,6 +22,8 @@
 #define cpu_relax() __asm__ __volatile__("" ::: "memory")
 #endif
 
+void shm_cpu_relax(void) { cpu_relax(); }
+
 uint64_t shm_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -26,6 +26,8 @@ struct shm_peer_view {
 };
 
 uint64_t shm_now_ns(void);
+/* One pause of a spin loop (PAUSE / YIELD). */
+void shm_cpu_relax(void);
 
 /* Spin until *word != last or the policy says stop; returns the last value
    seen (== last when the caller should block). */

@@ -42,15 +42,14 @@ REFRESH_EVERY = 0.25  # seconds between redraws of the live table
 def _probe(transport: Transport, active: list[Transport]) -> None:
     conn = transport.conn
     assert conn is not None
-    start = time.perf_counter_ns()
     try:
-        conn.execute("PING")
+        elapsed = conn.timed_ping()
     except (ConnectionError, OSError) as exc:
         transport.lost = str(exc) or type(exc).__name__
         transport.close()
         active.remove(transport)
         return
-    transport.hist.add(time.perf_counter_ns() - start)
+    transport.hist.add(elapsed)
     if transport.name == "shm" and conn.last_transport != "shm":
         transport.off_path += 1
 

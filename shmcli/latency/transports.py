@@ -131,10 +131,7 @@ def _open_shm(opts: Options, run_id: str) -> Transport:
     try:
         conn = connector.connect()
     except FatalSetupError as exc:
-        text = str(exc).removeprefix("shmcli: ")
-        if "unknown command" in text.lower():
-            text = "the shm module is not loaded on this server"
-        transport.absent = text
+        transport.absent = str(exc).removeprefix("shmcli: ")
         return transport
     return _checked(transport, conn, run_id)
 
