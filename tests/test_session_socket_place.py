@@ -79,3 +79,41 @@ def test_tcp_only_server_uses_a_private_directory(flavour: str, tmp_path: Path) 
         proc.terminate()
         proc.wait(10)
     assert not os.path.exists(directory)
+
+
+def shm_socket_of(port: int) -> str:
+    with Connection(port=port, shm="off") as conn:
+        info = conn.execute("INFO", "shm")
+    return next(line.split(":", 1)[1] for line in info.data.decode().splitlines()  # type: ignore[union-attr]
+                if line.startswith("shm_socket:"))
+
+
+def test_a_killed_tcp_only_servers_directory_is_removed_by_the_next(
+        flavour: str, tmp_path: Path) -> None:
+    """A killed server cannot clean up; the next TCP-only start removes the
+    directories of servers that are gone, and only those."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "c").mkdir()
+    killed, killed_port = start_tcp_only(flavour, tmp_path / "a")
+    alive, alive_port = start_tcp_only(flavour, tmp_path / "b")
+    dead_dir = os.path.dirname(shm_socket_of(killed_port))
+    live_dir = os.path.dirname(shm_socket_of(alive_port))
+    killed.kill()
+    killed.wait(10)
+    old = time.time() - 60  # "a while ago", so no sleep is needed
+    for directory in (dead_dir, live_dir):
+        os.utime(directory, (old, old))
+    assert os.path.exists(dead_dir + "/shm.sock")
+    fresh, fresh_port = start_tcp_only(flavour, tmp_path / "c")
+    try:
+        assert not os.path.exists(dead_dir)
+        assert os.path.exists(live_dir + "/shm.sock")  # still listened on: kept
+        with Connection(port=alive_port, shm="require") as conn:
+            assert conn.execute("PING") == Status(b"PONG") and conn.transport == "shm"
+        assert os.path.dirname(shm_socket_of(fresh_port)) not in (dead_dir, live_dir)
+    finally:
+        for proc in (alive, fresh):
+            proc.terminate()
+            proc.wait(10)
+    assert not os.path.exists(live_dir)

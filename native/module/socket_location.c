@@ -14,14 +14,25 @@
  *     0711 so nobody can list it, the socket inside open to connect: the
  *     token from SHM.HANDSHAKE is what admits a client.
  * shm.socket-path and shm.socket-perm, when set, win.
+ *
+ * A server that is killed cannot remove its socket.  Next to the server's
+ * unix socket that costs nothing (the next start reuses the name, as the
+ * server does its own), but each TCP-only start makes a new directory, so
+ * before making one, the module removes the directories of earlier ones that
+ * are gone: owned by this user, named as ours, holding at most a "shm.sock"
+ * that nobody has listened on (connect says ECONNREFUSED) for a while.
  */
 #include "socket_location.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -31,6 +42,56 @@ static int octal(const char *s) {
     char *end;
     long v = strtol(s, &end, 8);
     return (*s && !*end && v >= 0 && v <= 0777) ? (int)v : -1;
+}
+
+#define MADE_DIR_PARENT "/tmp"
+#define MADE_DIR_PREFIX "redis-shm-"
+#define STALE_AFTER_S 2 /* well past a live server's bind-to-listen moment */
+
+/* Nobody listens on the unix socket at path.  A stream connect never
+   reaches the module's SEQPACKET listener: ECONNREFUSED when nobody listens
+   there, EPROTOTYPE when somebody does. */
+static int nobody_listens(const char *path) {
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path) return 0;
+    strcpy(addr.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    int refused = connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0 && errno == ECONNREFUSED;
+    close(fd);
+    return refused;
+}
+
+/* Remove dir/ and its shm.sock when they are a dead server's (see the top). */
+static void remove_if_left_behind(const char *dir, time_t now) {
+    struct stat st;
+    if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+        (st.st_mode & 07777) != 0711 || now - st.st_mtime < STALE_AFTER_S)
+        return;
+    char sock[SHM_SOCKET_PATH_MAX];
+    if (snprintf(sock, sizeof sock, "%s/shm.sock", dir) >= (int)sizeof sock) return;
+    if (lstat(sock, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid() || !nobody_listens(sock)) return;
+        unlink(sock);
+    }
+    rmdir(dir); /* fails, harmlessly, if anything else is in there */
+}
+
+static void remove_left_behind_dirs(void) {
+    DIR *parent = opendir(MADE_DIR_PARENT);
+    if (!parent) return;
+    time_t now = time(NULL);
+    const size_t prefix = sizeof MADE_DIR_PREFIX - 1;
+    struct dirent *entry;
+    while ((entry = readdir(parent)) != NULL) {
+        if (strncmp(entry->d_name, MADE_DIR_PREFIX, prefix) != 0 ||
+            strlen(entry->d_name) != prefix + 6)
+            continue;
+        char dir[SHM_SOCKET_PATH_MAX];
+        snprintf(dir, sizeof dir, MADE_DIR_PARENT "/%s", entry->d_name);
+        remove_if_left_behind(dir, now);
+    }
+    closedir(parent);
 }
 
 int shm_socket_location_choose(RedisModuleCtx *ctx, struct shm_socket_location *out) {
@@ -53,7 +114,8 @@ int shm_socket_location_choose(RedisModuleCtx *ctx, struct shm_socket_location *
         if (out->perm < 0 && server_perm > 0) out->perm = server_perm;
         return 0;
     }
-    snprintf(out->made_dir, sizeof out->made_dir, "/tmp/redis-shm-XXXXXX");
+    remove_left_behind_dirs();
+    snprintf(out->made_dir, sizeof out->made_dir, MADE_DIR_PARENT "/" MADE_DIR_PREFIX "XXXXXX");
     if (!mkdtemp(out->made_dir) || chmod(out->made_dir, 0711) < 0) {
         out->made_dir[0] = '\0';
         return -1;
