@@ -28,7 +28,7 @@ SERVERS = [(f, m) for f in FLAVOURS for m in EXEC_MODES]
 SERVER_IDS = [f"{f}-{m}" for f, m in SERVERS]
 DEFAULTS = {"max-sessions": "64", "ring-size": str(MB), "input-limit": str(64 * MB),
             "output-limit": str(1024 * MB), "batch-max": "256", "worker-spin-us": "50",
-            "socket-perm": ""}
+            "main-poll-us": "20", "poll-budget": "0", "socket-perm": ""}
 
 
 def shm_configs(conn: Connection) -> dict[str, str]:

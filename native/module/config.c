@@ -5,7 +5,10 @@
  * `long long` their private pointer names; only the ring size needs a check
  * of its own (a power of two).  Settings that only make sense before any
  * session exists (the socket, the execution mode) are IMMUTABLE; the rest
- * apply to new sessions or to the next batch.
+ * apply to new sessions or to the next batch.  The polling knobs are bounded
+ * here so that no setting can make the server poll without limit:
+ * main-poll-us at most 1 ms per event-loop pass, poll-budget at most one
+ * whole core (docs/latency.md, "Polling").
  */
 #include "config.h"
 
@@ -100,6 +103,8 @@ int shm_config_register(RedisModuleCtx *ctx) {
         {"output-limit", &shm_cfg.output_limit, 1 * GB, 1024, 64 * GB, RM_CONFIG_MEMORY},
         {"batch-max", &shm_cfg.batch_max, 256, 1, 1000000, RM_CONFIG_DEFAULT},
         {"worker-spin-us", &shm_cfg.worker_spin_us, 50, 0, 1000000, RM_CONFIG_DEFAULT},
+        {"main-poll-us", &shm_cfg.main_poll_us, 20, 0, 1000, RM_CONFIG_DEFAULT},
+        {"poll-budget", &shm_cfg.poll_budget, 0, 0, 100, RM_CONFIG_DEFAULT},
     };
     for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
         if (RM.RegisterNumericConfig(ctx, numbers[i].name, numbers[i].def, numbers[i].flags,

@@ -19,6 +19,8 @@ struct shm_config {
     long long batch_max;     /* shm.batch-max: commands per session per pass */
     long long exec_mode;     /* shm.exec-mode (immutable): main-thread | fast-path */
     long long worker_spin_us;/* shm.worker-spin-us: fast path's spin after traffic */
+    long long main_poll_us;  /* shm.main-poll-us: main thread's poll after serving requests */
+    long long poll_budget;   /* shm.poll-budget: % of one core for hybrid polling; 0 = off */
 };
 
 extern struct shm_config shm_cfg;

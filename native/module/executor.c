@@ -18,12 +18,32 @@
  * raw protocol (CallReplyProto) is what goes into the reply ring, so the
  * client receives the bytes a socket would have carried.  A session with
  * pending output reads no new request until it has drained.
+ *
+ * Polling (docs/latency.md, "Polling").  A pass notes when each session's
+ * requests come, and two bounded polls use that to save wake-ups:
+ *   - main-poll (shm.main-poll-us, main-thread mode): after a pass that ran
+ *     requests, keep looking at the rings for a few µs, so a back-to-back
+ *     client finds the server awake.  Only sessions that came back within
+ *     the bound last time are waited for; one that did not is skipped for
+ *     its next 2, 4 ... 64 passes.  One bound per event-loop pass, whatever
+ *     is served meanwhile, so socket clients wait at most that long.
+ *   - hybrid polling (shm.poll-budget, either mode): a session whose
+ *     requests come at a steady rhythm gets a window around its next
+ *     expected request; the waiter sleeps on a timerfd until just before it
+ *     and polls through it.  Windows are paid from a token bucket filled at
+ *     poll-budget percent of wall time, charged with the measured time spent
+ *     polling, so no rhythm, however fake, costs more than the budget.
+ * What a session's rhythm says only decides when to look at its ring, never
+ * what runs; an idle session plans nothing, and an idle server arms nothing.
  */
 #include "executor.h"
 
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "../channel/shm_wait.h"
 #include "command_call.h"
@@ -71,6 +91,7 @@ int shm_executor_init(RedisModuleCtx *ctx) {
 
 struct pass {
     int ctx_flags;
+    uint64_t now; /* read once, when the first session had requests */
     RedisModuleUser *user; /* the current session's, for this pass only */
     struct shm_pass_result result;
 };
@@ -184,6 +205,54 @@ static void run_request(struct pass *p, struct shm_session *s) {
     if (user) execute(p, s, &q, cmd, v, user);
 }
 
+/* ---- the rhythm of a session's requests ---- */
+
+#define GAP_MIN_NS 100000ull     /* quicker rhythms: main-poll's or the worker spin's */
+#define GAP_MAX_NS 1000000000ull /* slower: a wake-up a second is not worth a window */
+#define GAPS_TO_TRUST 8          /* gaps learned before a rhythm counts */
+#define MARGIN_NS 10000ull       /* on both sides of a window, beyond the jitter */
+#define WINDOW_MAX_NS 1000000ull /* a rhythm needing a longer window is not regular */
+#define MISSES_TO_STOP 3         /* windows in a row a session may miss */
+
+static uint32_t pass_seq; /* passes run; a session's `served` is one of these */
+
+/* The half-width of the window around a session's next request. */
+static uint64_t spread_of(const struct shm_session *s) { return 2 * s->gap_dev_ns + MARGIN_NS; }
+
+/* A pass found requests of `s` at `now` (one arrival per pass: a pipeline is
+   one).  Running means as TCP keeps its RTT: the gap's by 1/8, its mean
+   deviation by 1/4.  A request that came where the window was (or would
+   have been) clears the session's misses. */
+static void note_arrival(struct shm_session *s, uint64_t now) {
+    s->served = pass_seq;
+    uint64_t gap = s->seen_ns ? now - s->seen_ns : 0;
+    s->seen_ns = now;
+    if (!gap || gap > GAP_MAX_NS) {
+        s->gaps = 0; /* a new start, or back after a long silence */
+        return;
+    }
+    if (!s->gaps) {
+        s->gap_ns = gap;
+        s->gap_dev_ns = gap / 2; /* distrusted until the gaps agree */
+        s->gaps = 1;
+        return;
+    }
+    uint64_t err = gap > s->gap_ns ? gap - s->gap_ns : s->gap_ns - gap;
+    if (err <= spread_of(s)) s->poll_misses = 0;
+    s->gap_ns = gap > s->gap_ns ? s->gap_ns + (gap - s->gap_ns) / 8 : s->gap_ns - (s->gap_ns - gap) / 8;
+    s->gap_dev_ns = err > s->gap_dev_ns ? s->gap_dev_ns + (err - s->gap_dev_ns) / 4
+                                        : s->gap_dev_ns - (s->gap_dev_ns - err) / 4;
+    if (s->gaps < UINT32_MAX) s->gaps++;
+}
+
+/* A steady rhythm: enough gaps, in range, whose deviation is small next to
+   the gap and whose window stays short. */
+static int is_regular(const struct shm_session *s) {
+    return !s->failed && !s->out_len && s->gaps >= GAPS_TO_TRUST && s->gap_ns >= GAP_MIN_NS &&
+           s->gap_ns <= GAP_MAX_NS && s->gap_dev_ns * 8 <= s->gap_ns &&
+           2 * spread_of(s) <= WINDOW_MAX_NS && s->poll_misses < MISSES_TO_STOP;
+}
+
 /* ---- passes ---- */
 
 static void run_session(struct pass *p, struct shm_session *s) {
@@ -215,9 +284,12 @@ static void run_session(struct pass *p, struct shm_session *s) {
         }
         if (s->out_len) break; /* the client must read before we go on */
     }
-    if (s->req.head != head_before &&
-        atomic_load_explicit(&s->hdr->req.producer_waiting, memory_order_seq_cst))
-        shm_futex_wake(&s->hdr->req.head);
+    if (s->req.head != head_before) {
+        if (!p->now) p->now = shm_now_ns();
+        note_arrival(s, p->now);
+        if (atomic_load_explicit(&s->hdr->req.producer_waiting, memory_order_seq_cst))
+            shm_futex_wake(&s->hdr->req.head);
+    }
     if (s->closing && !s->out_len) shm_session_fail(s, s->closing);
 }
 
@@ -226,6 +298,7 @@ struct shm_pass_result shm_execute_pass(void) {
     struct shm_session *s;
     shm_table_lock();
     shm_pass_running = 1;
+    pass_seq++;
     p.ctx_flags = RM.GetContextFlags(dctx);
     for (int c = 0; (s = shm_session_next(&c));) {
         if (!s->failed) run_session(&p, s);
@@ -254,11 +327,13 @@ int shm_work_pending(void) {
 }
 
 int shm_mark_sleeping(int sleeping) {
-    int pending = 0, cpu = sleeping ? sched_getcpu() : -1;
+    int pending = 0, cpu = sched_getcpu();
     struct shm_session *s;
     shm_table_lock();
     for (int c = 0; (s = shm_session_next(&c));) {
-        if (sleeping) /* for the client's adaptive spin: where we will be woken */
+        /* For the client's adaptive spin: where we will be woken, or where
+           we woke (a client spinning on that CPU only delays us). */
+        if (atomic_load_explicit(&s->hdr->req.consumer_cpu, memory_order_relaxed) != cpu)
             atomic_store_explicit(&s->hdr->req.consumer_cpu, cpu, memory_order_relaxed);
         atomic_store_explicit(&s->hdr->req.consumer_waiting, (uint32_t)sleeping,
                               sleeping ? memory_order_seq_cst : memory_order_relaxed);
@@ -274,4 +349,198 @@ void shm_reap_failed(void) {
     for (int c = 0; (s = shm_session_next(&c));)
         if (s->failed) shm_session_close(s, s->failed[0] ? s->failed : NULL);
     shm_table_unlock();
+}
+
+/* ---- main-poll: a short wait after serving, on the main thread ---- */
+
+#define MAIN_SKIP_MAX_SHIFT 6 /* a session that keeps missing is polled 1 pass in 64 */
+
+/* Mark the sessions worth waiting for: served by the last pass, not backing
+   off, and not waiting for its reply on our CPU (it could not run while we
+   spin: the co-location rule of shm_wait.c).  Returns how many. */
+static int pick_main_waited(void) {
+    int n = 0, cpu = sched_getcpu();
+    struct shm_session *s;
+    shm_table_lock();
+    for (int c = 0; (s = shm_session_next(&c));) {
+        s->main_waited = 0;
+        if (s->served != pass_seq || s->failed || s->out_len || s->closing) continue;
+        if (s->main_skip) {
+            s->main_skip--;
+            continue;
+        }
+        if (atomic_load_explicit(&s->hdr->rep.consumer_cpu, memory_order_relaxed) == cpu) continue;
+        s->main_waited = 1;
+        n++;
+    }
+    shm_table_unlock();
+    return n;
+}
+
+/* After the wait: a session that sent again is waited for next time; one
+   that did not (the wait ran out) backs off. */
+static void settle_main_waited(int got) {
+    struct shm_session *s;
+    shm_table_lock();
+    for (int c = 0; (s = shm_session_next(&c));) {
+        if (!s->main_waited) continue;
+        s->main_waited = 0;
+        if (got && shm_ring_has_data(&s->req)) {
+            s->main_misses = 0;
+            s->main_skip = 0;
+        } else if (!got) {
+            if (s->main_misses < MAIN_SKIP_MAX_SHIFT) s->main_misses++;
+            s->main_skip = (uint16_t)(1u << s->main_misses);
+        }
+    }
+    shm_table_unlock();
+}
+
+struct shm_pass_result shm_main_poll(struct shm_pass_result r) {
+    if (shm_cfg.main_poll_us <= 0) return r;
+    uint64_t deadline = shm_now_ns() + (uint64_t)shm_cfg.main_poll_us * 1000ull;
+    /* Passes with side effects end it: the event loop must run now (AOF,
+       replicas, blocked clients), as after a fast-path pass that wrote. */
+    while (r.executed && !r.side_effects && !r.failed && pick_main_waited()) {
+        uint64_t start = shm_now_ns(), now = start;
+        int got = 0;
+        while (now < deadline && !(got = shm_work_pending())) {
+            shm_cpu_relax();
+            now = shm_now_ns();
+        }
+        shm_stats.main_poll_ns += now - start;
+        settle_main_waited(got);
+        if (!got) {
+            shm_stats.main_poll_misses++;
+            break;
+        }
+        shm_stats.main_poll_hits++;
+        r = shm_execute_pass();
+    }
+    return r;
+}
+
+/* ---- hybrid polling: a window before a steady session's next request ---- */
+
+#define CREDIT_SPAN_NS 20000000ull /* the bucket holds 20 ms worth of budget */
+#define LATE_MAX_NS 200000ull      /* a later wake-up says nothing about the timer */
+
+static struct {
+    int timer_fd;
+    uint64_t armed;               /* the timer's expiry, 0 = disarmed or fired */
+    uint64_t start, end, target;  /* the planned window (start 0: none), its session */
+    int64_t credit;               /* the budget's token bucket, ns of CPU; < 0: in debt */
+    uint64_t refilled_at;
+    uint64_t late;                /* how late timer wake-ups come, running mean */
+    int timed;                    /* the timer was set ahead: its delay can be learned */
+    uint64_t refused_target, refused_due; /* counted once as over budget */
+} hp = {.timer_fd = -1, .late = 30000};
+
+/* Only the waiter (the main thread in main-thread mode, the worker on the
+   fast path) calls these three, so `hp` has one owner. */
+
+static void refill(uint64_t now) {
+    uint64_t budget = (uint64_t)shm_cfg.poll_budget;
+    if (hp.refilled_at && now > hp.refilled_at)
+        hp.credit += (int64_t)((now - hp.refilled_at) * budget / 100);
+    int64_t cap = (int64_t)(CREDIT_SPAN_NS * budget / 100);
+    if (hp.credit > cap) hp.credit = cap;
+    hp.refilled_at = now;
+}
+
+/* The CPU time this thread used: what a window costs, not the wall time
+   (a spinner the scheduler preempted spent nothing meanwhile). */
+static uint64_t thread_cpu_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int shm_poll_timer_fd(void) {
+    if (hp.timer_fd < 0) hp.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    return hp.timer_fd;
+}
+
+static void arm(uint64_t at) {
+    if (hp.timer_fd < 0 || at == hp.armed) return;
+    struct itimerspec its = {{0, 0}, {(time_t)(at / 1000000000ull), (long)(at % 1000000000ull)}};
+    timerfd_settime(hp.timer_fd, TFD_TIMER_ABSTIME, &its, NULL); /* at 0: disarm */
+    hp.armed = at;
+}
+
+static void count_miss(uint64_t target) {
+    struct shm_session *s;
+    shm_table_lock();
+    for (int c = 0; (s = shm_session_next(&c));)
+        if (s->id == target && s->poll_misses < UINT8_MAX) s->poll_misses++;
+    shm_table_unlock();
+}
+
+void shm_poll_plan(void) {
+    hp.start = 0;
+    if (shm_cfg.poll_budget <= 0 || hp.timer_fd < 0) {
+        arm(0);
+        return;
+    }
+    uint64_t now = shm_now_ns(), start = 0, end = 0, target = 0, due = 0;
+    struct shm_session *s;
+    shm_table_lock();
+    for (int c = 0; (s = shm_session_next(&c));) {
+        if (!is_regular(s)) continue;
+        uint64_t d = s->seen_ns + s->gap_ns, spread = spread_of(s);
+        uint64_t b = d - spread - hp.late, e = d + spread;
+        if (e <= now || (start && b >= start)) continue;
+        start = b, end = e, target = s->id, due = d;
+    }
+    shm_table_unlock();
+    if (start) {
+        refill(now);
+        if (hp.credit < (int64_t)(end - (start > now ? start : now))) {
+            if (hp.refused_target != target || hp.refused_due != due) shm_stats.poll_over_budget++;
+            hp.refused_target = target, hp.refused_due = due;
+            start = 0;
+        }
+    }
+    hp.start = start, hp.end = end, hp.target = target, hp.timed = start > now;
+    arm(start);
+}
+
+int shm_poll_window(void) {
+    if (!hp.start) return 0;
+    uint64_t now = shm_now_ns();
+    if (now < hp.start) return 0;
+    uint64_t fired = 0;
+    int by_timer = read(hp.timer_fd, &fired, sizeof fired) == (ssize_t)sizeof fired;
+    if (by_timer && hp.timed && now - hp.start < LATE_MAX_NS) /* learn our own wake-up delay */
+        hp.late = hp.late + (now - hp.start) / 8 - hp.late / 8;
+    hp.armed = 0;
+    hp.start = 0;
+    refill(now);
+    if (now >= hp.end) { /* woken too late to poll */
+        count_miss(hp.target);
+        return 0;
+    }
+    shm_stats.poll_windows++;
+    uint64_t start = now, cpu = thread_cpu_ns();
+    int got = 0;
+    while (!(got = shm_work_pending()) && now < hp.end && (int64_t)(now - start) < hp.credit) {
+        for (int i = 0; i < 8; i++) shm_cpu_relax();
+        now = shm_now_ns();
+    }
+    /* Charged in full, debt included: over any stretch of time, windows
+       cost at most the budget's share of it plus the bucket. */
+    uint64_t spent = thread_cpu_ns() - cpu;
+    hp.credit -= (int64_t)spent;
+    shm_stats.poll_ns += spent;
+    if (got)
+        shm_stats.poll_hits++;
+    else
+        count_miss(hp.target);
+    return got;
+}
+
+void shm_poll_timer_drain(void) {
+    uint64_t fired;
+    if (hp.timer_fd >= 0 && read(hp.timer_fd, &fired, sizeof fired) == (ssize_t)sizeof fired)
+        hp.armed = 0;
 }

@@ -31,4 +31,21 @@ int shm_mark_sleeping(int sleeping);
 /* Close sessions that a pass marked as failed (main thread only). */
 void shm_reap_failed(void);
 
+/* shm.main-poll-us (main thread, right after a pass that returned r): wait
+   a little for the served sessions' next requests and run them, within one
+   bound for the whole call.  Returns the last pass's result. */
+struct shm_pass_result shm_main_poll(struct shm_pass_result r);
+
+/* Hybrid polling (shm.poll-budget), called by the waiter only: the main
+   thread in main-thread mode, the worker on the fast path.
+   shm_poll_timer_fd: the timerfd the waiter must also wait on (created on
+   first call; -1 if it cannot be).  shm_poll_plan: before sleeping, plan
+   the next window and arm the timer (or disarm it).  shm_poll_window: after
+   waking, poll through a window that is due; 1 when work arrived.
+   shm_poll_timer_drain: the timer fired outside a window. */
+int shm_poll_timer_fd(void);
+void shm_poll_plan(void);
+int shm_poll_window(void);
+void shm_poll_timer_drain(void);
+
 #endif

@@ -47,6 +47,18 @@ struct shm_session {
     char *out_owned;                 /* or this */
     const char *out_ptr;
     size_t out_len, out_off;
+
+    /* the rhythm of its requests, learned by executor.c for polling; only
+       ever a hint: it decides when to look at the ring, never what runs */
+    uint64_t seen_ns;    /* when a pass last found requests */
+    uint64_t gap_ns;     /* running mean of the gaps between them */
+    uint64_t gap_dev_ns; /* running mean deviation of those gaps */
+    uint32_t gaps;       /* gaps learned since the rhythm last broke */
+    uint32_t served;     /* number of the last pass that ran a request of it */
+    uint8_t poll_misses; /* hybrid windows in a row its request missed */
+    uint8_t main_misses; /* main-thread polls in a row it did not come back in */
+    uint16_t main_skip;  /* served passes to go before it is polled again */
+    int main_waited;     /* in the main-thread poll under way */
 };
 
 /* Set while a pass executes commands (GIL and table lock held). */

@@ -8,7 +8,11 @@
  *     there get blocked-client wake-ups, AOF writes and replica feeds in the
  *     same loop iteration, on 7.0 and later alike (reference §4.1);
  *   - EventLoop BEFORE_SLEEP tells sessions "the server sleeps" so their
- *     clients ring the doorbell (main-thread mode);
+ *     clients ring the doorbell (main-thread mode), and arms the hybrid
+ *     polling timer; AFTER_SLEEP then polls briefly after serving
+ *     (shm.main-poll-us) or through a due window (shm.poll-budget).  The
+ *     timer is a timerfd in the event loop, not a module timer: module
+ *     timers have millisecond periods, a window is tens of microseconds;
  *   - ClientChange DISCONNECTED ends the sessions of a closed connection,
  *     which also covers CLIENT KILL and ACL DELUSER;
  *   - ModuleChange forgets the commands learned from the server's table.
@@ -44,6 +48,13 @@ static void on_kick(int fd, void *ud, int mask) {
     shm_doorbell_drain(fd);
 }
 
+static void on_poll_timer(int fd, void *ud, int mask) {
+    (void)fd;
+    (void)ud;
+    (void)mask;
+    shm_poll_timer_drain(); /* a window was due; AFTER_SLEEP polled it, or it was dropped */
+}
+
 static void on_event_loop(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t sub, void *data) {
     (void)ctx;
     (void)eid;
@@ -54,7 +65,11 @@ static void on_event_loop(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t su
         shm_publish_held(); /* the AOF was written in the last beforeSleep */
         if (main_thread_mode) shm_mark_sleeping(0);
         struct shm_pass_result r = shm_execute_pass();
+        /* Woken for a window: poll through it.  Whatever was served, wait
+           briefly for the next request of a back-to-back client. */
+        if (main_thread_mode && !r.executed && shm_poll_window()) r = shm_execute_pass();
         if (r.executed) shm_stats.main_batches++;
+        if (main_thread_mode) shm_main_poll(r);
         shm_reap_failed();
     } else {
         shm_sessions_expire();
@@ -63,6 +78,7 @@ static void on_event_loop(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t su
            for the next event. */
         int held = shm_note_before_sleep();
         if (held || (main_thread_mode && shm_mark_sleeping(1))) shm_doorbell_ring(kick_fd);
+        if (main_thread_mode) shm_poll_plan();
     }
 }
 
@@ -124,6 +140,13 @@ static void on_info(RedisModuleInfoCtx *ictx, int for_crash_report) {
         {"main_batches", shm_stats.main_batches},
         {"worker_batches", shm_stats.worker_batches},
         {"handoffs", shm_stats.handoffs},
+        {"main_poll_ns", shm_stats.main_poll_ns},
+        {"main_poll_hits", shm_stats.main_poll_hits},
+        {"main_poll_misses", shm_stats.main_poll_misses},
+        {"poll_ns", shm_stats.poll_ns},
+        {"poll_windows", shm_stats.poll_windows},
+        {"poll_hits", shm_stats.poll_hits},
+        {"poll_over_budget", shm_stats.poll_over_budget},
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         RM.InfoAddFieldULongLong(ictx, (char *)fields[i].name, fields[i].value);
@@ -181,6 +204,14 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
         RM.Log(ctx, "warning", "shm: cannot start the fast-path worker; not loading");
         return RM_ERR;
     }
+    /* The hybrid polling timer wakes whoever waits: the worker watches it
+       itself, the event loop here. */
+    if (!shm_worker_running() &&
+        (shm_poll_timer_fd() < 0 ||
+         RM.EventLoopAdd(shm_poll_timer_fd(), RM_EVENTLOOP_READABLE, on_poll_timer, NULL) != RM_OK)) {
+        RM.Log(ctx, "warning", "shm: cannot set up the polling timer; not loading");
+        return RM_ERR;
+    }
     return RM_OK;
 }
 
@@ -194,7 +225,9 @@ __attribute__((visibility("default"))) int RedisModule_OnUnload(RedisModuleCtx *
                "shm: the module cannot be unloaded (sessions and threads depend on it)");
         return RM_ERR;
     }
+    int loop_timer = !shm_worker_running();
     shm_worker_stop();
+    if (loop_timer) RM.EventLoopDel(shm_poll_timer_fd(), RM_EVENTLOOP_READABLE);
     shm_sessions_close_all();
     RM.EventLoopDel(kick_fd, RM_EVENTLOOP_READABLE);
     close(kick_fd);

@@ -20,6 +20,15 @@ struct shm_stats {
     uint64_t main_batches;    /* passes run by the main thread */
     uint64_t worker_batches;  /* passes run by the fast-path worker */
     uint64_t handoffs;        /* worker could not take the GIL: main thread ran it */
+    /* shm.main-poll-us: the main thread's short poll after serving requests */
+    uint64_t main_poll_ns;     /* time spent waiting in it (not serving) */
+    uint64_t main_poll_hits;   /* requests it caught, each one wake-up saved */
+    uint64_t main_poll_misses; /* polls that ended with nothing */
+    /* shm.poll-budget: hybrid polling before a regular session's next request */
+    uint64_t poll_ns;          /* time spent polling in windows (what the budget caps) */
+    uint64_t poll_windows;     /* windows opened */
+    uint64_t poll_hits;        /* windows that caught a request */
+    uint64_t poll_over_budget; /* windows not opened for want of budget */
 };
 
 extern struct shm_stats shm_stats;

@@ -14,6 +14,13 @@
  * Spinning is bounded: the worker spins shm.worker-spin-us after the last
  * request, then marks every session "server sleeps" and blocks on the
  * sessions' doorbells with a timeout.  An idle server costs no CPU.
+ *
+ * Hybrid polling (shm.poll-budget): before it blocks, the worker plans a
+ * window before the next request of a session with a steady rhythm and
+ * arms a timerfd that is in the same epoll set; woken by it, it polls
+ * through the window (executor.c decides the window and pays it from the
+ * budget).  The timerfd's expiry is exact to the microsecond, where
+ * epoll_wait's own timeout is in milliseconds.
  */
 #include "worker.h"
 
@@ -38,6 +45,7 @@
 
 #define HANDOFF_NS 200000ull   /* try the GIL this long before handing off */
 #define SLEEP_MS 100           /* bound on every wait: re-check everything */
+#define TIMER_EVENT 1          /* epoll data of the polling timer; doorbells carry 0 */
 
 static RedisModuleCtx *lock_ctx;
 static int epoll_fd = -1, kick_fd = -1;
@@ -54,8 +62,9 @@ static void kick_main_loop(void) { shm_doorbell_ring(kick_fd); }
    readable forever). */
 static void sleep_on_doorbells(int timeout_ms) {
     struct epoll_event events[32];
-    int n = epoll_wait(epoll_fd, events, 32, timeout_ms);
-    if (n > 0) shm_stats.wakeups++;
+    int n = epoll_wait(epoll_fd, events, 32, timeout_ms), doorbell = 0;
+    for (int i = 0; i < n; i++) doorbell |= events[i].data.u64 != TIMER_EVENT;
+    if (doorbell) shm_stats.wakeups++;
 }
 
 static void *worker_main(void *arg) {
@@ -89,6 +98,8 @@ static void *worker_main(void *arg) {
             for (int i = 0; i < 16; i++) cpu_relax();
             continue;
         }
+        if (shm_poll_window()) continue; /* a window is due: polled through it */
+        shm_poll_plan();
         if (shm_mark_sleeping(1) == 0) sleep_on_doorbells(SLEEP_MS);
         shm_mark_sleeping(0);
     }
@@ -123,6 +134,11 @@ int shm_worker_start(RedisModuleCtx *ctx, int kick) {
     lock_ctx = RM.GetDetachedThreadSafeContext(ctx);
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (!lock_ctx || epoll_fd < 0) return RM_ERR;
+    /* Level-triggered: shm_poll_window reads it; a stale expiry wakes us once
+       more and is read then. */
+    struct epoll_event timer = {.events = EPOLLIN, .data.u64 = TIMER_EVENT};
+    if (shm_poll_timer_fd() < 0 || epoll_ctl(epoll_fd, EPOLL_CTL_ADD, shm_poll_timer_fd(), &timer) < 0)
+        return RM_ERR;
     running = pthread_create(&thread, NULL, worker_main, NULL) == 0;
     return running ? RM_OK : RM_ERR;
 }
