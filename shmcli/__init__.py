@@ -6,6 +6,8 @@
         print(conn.transport)   # "shm" when the server has the module, else "socket"
 """
 
+import os
+
 from .connection import Connection, ShmUnavailable, connect
 from .resp import Reply
 
@@ -15,6 +17,4 @@ __version__ = "0.1.0"
 
 def module_path() -> str:
     """Absolute path of the Redis module built with this package."""
-    from pathlib import Path
-
-    return str(Path(__file__).resolve().parent / "shm_module.so")
+    return os.path.join(os.path.dirname(os.path.realpath(__file__)), "shm_module.so")

@@ -12,7 +12,6 @@ caller asked for quiet (the one-shot mode reports it later, once).
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 
 from .connection import Connection, ShmUnavailable
 from .options import Options
@@ -23,9 +22,13 @@ class FatalSetupError(Exception):
     """shm was required and is not available: always the end (exit 1)."""
 
 
-@dataclass
 class Connector:
-    opts: Options
+    """Opens connections with the options' server, credentials and protocol."""
+
+    __slots__ = ("opts",)
+
+    def __init__(self, opts: Options) -> None:
+        self.opts = opts
 
     @property
     def protocol(self) -> int:

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
 
 from .connection import Connection
 from .output import forces_raw, format_push, format_reply
-from .repl.command_docs import CommandTableCache
-from .repl.help import help_text
 from .resp import Error, Reply
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up
+if TYPE_CHECKING:
+    from .repl.command_docs import CommandTableCache
 
 _SUBSCRIBE = (b"subscribe", b"psubscribe", b"ssubscribe")
 
@@ -34,14 +35,18 @@ class ErrorReplyExit(Exception):
     """-e saw an error reply: redis-cli prints it and exits 1."""
 
 
-@dataclass
 class ReplyPrinter:
     """How replies are written: the output mode and redis-cli's delimiters."""
 
-    mode: str
-    delimiter: bytes = b"\n"
-    reply_delimiter: bytes = b"\n"
-    show_pushes: bool = False
+    __slots__ = ("mode", "delimiter", "reply_delimiter", "show_pushes", "capture")
+
+    def __init__(self, mode: str, delimiter: bytes = b"\n", reply_delimiter: bytes = b"\n",
+                 show_pushes: bool = False) -> None:
+        self.mode = mode
+        self.delimiter = delimiter
+        self.reply_delimiter = reply_delimiter
+        self.show_pushes = show_pushes
+        self.capture: bytearray | None = None  # set by the shell to page a long reply
 
     def reply(self, reply: Reply, raw: bool = False) -> None:
         if raw:
@@ -57,8 +62,6 @@ class ReplyPrinter:
                 self.write(format_push(push, self.mode, delimiter=self.delimiter,
                                        reply_delimiter=self.reply_delimiter))
 
-    capture: bytearray | None = None  # set by the shell to page a long reply
-
     def write(self, data: bytes) -> None:
         if self.capture is not None:
             self.capture += data
@@ -67,23 +70,23 @@ class ReplyPrinter:
         sys.stdout.flush()
 
 
-@dataclass
 class CommandRunner:
-    conn: Connection
-    printer: ReplyPrinter
-    interval: float = 0.0
-    exit_on_error: bool = False  # -e; never set in the stdin mode
-    docs: CommandTableCache = field(default_factory=CommandTableCache)
-    streaming: bool = False  # inside SUBSCRIBE / MONITOR output
-    round_trip_ns: int | None = None  # of the last execution, for the shell's status
+    def __init__(self, conn: Connection, printer: ReplyPrinter, interval: float = 0.0,
+                 exit_on_error: bool = False, docs: CommandTableCache | None = None) -> None:
+        self.conn = conn
+        self.printer = printer
+        self.interval = interval
+        self.exit_on_error = exit_on_error  # -e; never set in the stdin mode
+        self.docs = docs  # the shell passes its own; made for the first `help` otherwise
+        self.streaming = False  # inside SUBSCRIBE / MONITOR output
+        self.round_trip_ns: int | None = None  # of the last execution, for the shell's status
 
     def run(self, argv: list[bytes], repeat: int = 1) -> None:
         """Run argv `repeat` times.  ConnectionError propagates, except after
         SHUTDOWN; ErrorReplyExit is raised for -e."""
         name = argv[0].lower()
         if name in (b"help", b"?"):  # answered by the client, from COMMAND DOCS
-            topic = [word.decode(errors="replace") for word in argv[1:]]
-            self.printer.write(help_text(self.docs.get(self.conn), topic).encode())
+            self._help([word.decode(errors="replace") for word in argv[1:]])
             return
         raw = forces_raw(argv)
         done = 0
@@ -108,6 +111,16 @@ class CommandRunner:
             done += 1
             if self.interval:
                 time.sleep(self.interval)
+
+    def _help(self, topic: list[str]) -> None:
+        # Imported here: only `help` needs the command reference, and a
+        # one-shot command should not load the repl package to start.
+        from .repl.command_docs import CommandTableCache
+        from .repl.help import help_text
+
+        if self.docs is None:
+            self.docs = CommandTableCache()
+        self.printer.write(help_text(self.docs.get(self.conn), topic).encode())
 
     def _show(self, reply: Reply, raw: bool, streaming: bool = False) -> None:
         if not streaming:  # while streaming, pushes are the messages themselves

@@ -26,7 +26,6 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Literal
 
 from .channel import ChannelClosed, ChannelError, ShmChannel, SocketProbe
 from .resp import (
@@ -44,7 +43,11 @@ from .resp import (
     parse_one,
 )
 
-ShmMode = Literal["auto", "require", "off"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Literal
+
+    ShmMode = Literal["auto", "require", "off"]
 Arg = bytes | str | int | float | bytearray | memoryview
 
 FALLBACK_PREFIX = b"SHMFALLBACK "

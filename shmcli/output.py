@@ -33,7 +33,6 @@ CLIENT LIST...), whatever the mode.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, Literal, TypeAlias
 
 from .resp import (
     Array,
@@ -55,7 +54,23 @@ from .resp import (
 
 __all__ = ["MODES", "Mode", "forces_raw", "format_push", "format_reply", "repr_bytes"]
 
-Mode: TypeAlias = Literal["tty", "raw", "csv", "json", "quoted-json"]
+# typing.TYPE_CHECKING without importing typing (start-up time, see resp.py);
+# Mode is made on first use at run time (__getattr__ below).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final, Literal, TypeAlias
+
+    Mode: TypeAlias = Literal["tty", "raw", "csv", "json", "quoted-json"]
+
+
+def __getattr__(name: str) -> object:
+    """Mode at run time, for callers that use it."""
+    if name == "Mode":
+        from typing import Literal
+        return Literal["tty", "raw", "csv", "json", "quoted-json"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 MODES: Final[tuple[str, ...]] = ("tty", "raw", "csv", "json", "quoted-json")
 
 _Aggregate: TypeAlias = Array | Set | Push | Map

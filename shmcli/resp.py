@@ -25,9 +25,14 @@ aggregates (``$?``, ``*?`` ...) are not supported (Redis never sends them).
 from __future__ import annotations
 
 import enum
-import importlib
 from collections.abc import Callable, Iterable
-from typing import Any, Final, Literal, TypeAlias
+
+# typing.TYPE_CHECKING without importing typing, which costs every shmcli
+# start a few ms: the annotations here are strings (PEP 563), and the two
+# Literal aliases are made on first use at run time (__getattr__ below).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final, Literal, TypeAlias
 
 __all__ = [
     "NOT_ENOUGH",
@@ -232,7 +237,8 @@ class Bulk(Reply):
         return (self.data,)
 
 
-NilKind: TypeAlias = Literal["bulk", "array", "null"]
+if TYPE_CHECKING:
+    NilKind: TypeAlias = Literal["bulk", "array", "null"]
 _NIL_KINDS: Final = ("bulk", "array", "null")
 
 
@@ -538,7 +544,19 @@ class _Sentinel(enum.Enum):
 
 NOT_ENOUGH: Final = _Sentinel.NOT_ENOUGH
 """Returned by :meth:`Reader.gets` when no complete reply is buffered (falsy)."""
-NotEnoughType: TypeAlias = Literal[_Sentinel.NOT_ENOUGH]
+if TYPE_CHECKING:
+    NotEnoughType: TypeAlias = Literal[_Sentinel.NOT_ENOUGH]
+
+
+def __getattr__(name: str) -> object:
+    """NilKind and NotEnoughType at run time, for callers that use them."""
+    if name == "NilKind":
+        from typing import Literal
+        return Literal["bulk", "array", "null"]
+    if name == "NotEnoughType":
+        from typing import Literal
+        return Literal[_Sentinel.NOT_ENOUGH]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # Pre-built replies and fast constructors (bypass __init__ validation: the
 # parser has already validated its input).
@@ -953,8 +971,8 @@ _PROBE_SPECIAL: Final = (float("inf"), float("-inf"), float("nan"))
 
 def _load_hiredis_pack() -> Callable[[tuple[Any, ...]], bytes] | None:
     try:
-        pack_command = importlib.import_module("hiredis").pack_command
-    except (ImportError, AttributeError):
+        from hiredis import pack_command
+    except ImportError:  # not installed, or too old to have pack_command
         return None
     try:
         for probe in (_PROBE, _PROBE_SPECIAL):
@@ -962,7 +980,7 @@ def _load_hiredis_pack() -> Callable[[tuple[Any, ...]], bytes] | None:
                 return None
     except (TypeError, ValueError):
         return None
-    return pack_command  # type: ignore[no-any-return]
+    return pack_command
 
 
 _hiredis_pack: Final = _load_hiredis_pack()

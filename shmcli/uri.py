@@ -8,20 +8,22 @@ any scheme but redis:// is refused (shmcli has no TLS, so rediss:// too).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 
 class UriError(ValueError):
     """The message redis-cli prints for this URI."""
 
 
-@dataclass
 class RedisUri:
-    host: str | None = None
-    port: int | None = None
-    user: str | None = None
-    password: str | None = None
-    db: int | None = None
+    """The parts a URI gives; None for a part it leaves out."""
+
+    __slots__ = ("host", "port", "user", "password", "db")
+
+    def __init__(self) -> None:
+        self.host: str | None = None
+        self.port: int | None = None
+        self.user: str | None = None
+        self.password: str | None = None
+        self.db: int | None = None
 
 
 def _decode(text: str) -> str:
