@@ -22,6 +22,7 @@ exceptions carry the text and exit code redis-cli would produce.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -96,6 +97,10 @@ class Options:
     verbose: bool = False
     command: list[bytes] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # for stderr, in order
+
+    def replace(self, **changes: object) -> Options:
+        """A copy with `changes` applied."""
+        return dataclasses.replace(self, **changes)
 
 
 def atof(text: str) -> float:

@@ -10,22 +10,21 @@ a password, HELLO ... AUTH, MIGRATE ... AUTH) are never stored.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 MAX_ENTRIES = 100
 
 
-def dotfile_path(variable: str, name: str) -> Path | None:
+def dotfile_path(variable: str, name: str) -> str | None:
     """redis-cli's rule for its files: $variable, else ~/name; "/dev/null"
     means none."""
     override = os.environ.get(variable)
     if override:
-        return None if override == "/dev/null" else Path(override)
+        return None if override == "/dev/null" else override
     home = os.environ.get("HOME")
-    return Path(home) / name if home else None
+    return os.path.join(home, name) if home else None
 
 
-def history_path() -> Path | None:
+def history_path() -> str | None:
     return dotfile_path("REDISCLI_HISTFILE", ".rediscli_history")
 
 
@@ -48,12 +47,13 @@ def is_sensitive(argv: list[bytes]) -> bool:
 
 
 class History:
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: str | None) -> None:
         self.path = path
         self.entries: list[str] = []
         if path is not None:
             try:
-                text = path.read_text(errors="surrogateescape")
+                with open(path, errors="surrogateescape") as file:
+                    text = file.read()
             except OSError:
                 text = ""
             self.entries = [line for line in text.split("\n") if line][-MAX_ENTRIES:]

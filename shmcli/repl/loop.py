@@ -20,16 +20,10 @@ With ":set pager" (ours) a reply taller than the terminal goes to $PAGER.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import re
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 from ..cli_connect import Connector
 from ..command_mode import CommandRunner, ReplyPrinter
@@ -38,7 +32,6 @@ from ..splitargs import split_args
 from ..uri import atoi
 from .command_docs import CommandTableCache
 
-_NUMBER = re.compile(rb"[ \t\n\r\v\f]*[+-]?\d+")
 LONG_MAX = 2**63 - 1
 CLEAR_SCREEN = b"\x1b[H\x1b[2J"
 
@@ -49,6 +42,9 @@ STREAMING = (b"subscribe", b"psubscribe", b"ssubscribe", b"monitor")
 def show_paged(printer: ReplyPrinter) -> None:
     """Write what the printer captured, through $PAGER (default less) when it
     is taller than the terminal."""
+    import shutil  # here, not at the top: only the pager needs them (start-up time)
+    import subprocess
+
     data, printer.capture = bytes(printer.capture or b""), None
     rows = shutil.get_terminal_size().lines
     if data.count(b"\n") < rows - 1:
@@ -67,19 +63,24 @@ def repeat_prefix(word: bytes) -> int | None:
     Out-of-range numbers and the empty word read as 0, which is refused."""
     if word == b"":
         return 0
-    if _NUMBER.fullmatch(word) is None:
+    digits = word.lstrip(b" \t\n\r\v\f")  # C's isspace(), then an optional sign
+    if digits[:1] in (b"+", b"-"):
+        digits = digits[1:]
+    if not digits.isdigit():  # bytes.isdigit(): ASCII digits, and not empty
         return None
     value = int(word)
     return value if abs(value) <= LONG_MAX else 0
 
 
-@dataclass
 class Credentials:
     """What a typed AUTH / HELLO AUTH / CLIENT SETNAME established."""
 
-    user: str | None = None
-    password: str | None = None
-    name: bytes | None = None
+    __slots__ = ("user", "password", "name")
+
+    def __init__(self) -> None:
+        self.user: str | None = None
+        self.password: str | None = None
+        self.name: bytes | None = None
 
 
 def typed_login(argv: list[bytes]) -> tuple[str | None, str] | None:
@@ -198,10 +199,13 @@ class CommandLoop:
             self.printer.write(where + b"unknown redis-cli internal command '" + argv[0]
                                + b"'\n")
 
-    def load_preferences(self, path: Path | None) -> None:
+    def load_preferences(self, path: str | None) -> None:
         """redis-cli's rc file ($REDISCLI_RCFILE or ~/.redisclirc): ":set" lines."""
+        if path is None:
+            return
         try:
-            lines = path.read_bytes().splitlines() if path is not None else []
+            with open(path, "rb") as rcfile:
+                lines = rcfile.read().splitlines()
         except OSError:
             return
         for line in lines:
@@ -270,8 +274,8 @@ class CommandLoop:
         opts = self.connector.opts
         if previous is None:
             return self.connector.connect()
-        restored = dataclasses.replace(
-            opts, db=previous.db, warnings=[],
+        restored = opts.replace(
+            db=previous.db, warnings=[],
             user=self.credentials.user if self.credentials.password else opts.user,
             password=self.credentials.password or opts.password,
             resp3=1 if previous.protocol == 3 else 0, resp2=previous.protocol == 2)

@@ -13,7 +13,6 @@ any other command that blocks ends shmcli with status 1.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from collections import deque
@@ -23,7 +22,6 @@ from ..cli_connect import Connector
 from ..command_mode import ReplyPrinter
 from ..connection import Connection
 from .history import History, dotfile_path, history_path
-from .key_scanner import KeyScanner
 from .loop import CommandLoop
 
 PLAIN_TERMINALS = ("dumb", "cons25", "emacs")
@@ -57,12 +55,15 @@ def stdin_lines(prompt: bool) -> Callable[[str], bytes | None]:
 
 def editor_lines(loop: CommandLoop, history: History,
                  connector: Connector) -> Callable[[str], bytes | None]:
-    from .editor import make_session  # prompt_toolkit only loads for a terminal
+    # Imported here, not at the top: prompt_toolkit (about 90 ms to import)
+    # and the scanner's thread are for a terminal only.
+    from .editor import make_session
+    from .key_scanner import KeyScanner
 
     def scanner_connection() -> Connection | None:
         conn = loop.conn
         db = conn.db if conn is not None else connector.opts.db
-        opts = dataclasses.replace(connector.opts, db=db, shm="off", warnings=[])
+        opts = connector.opts.replace(db=db, shm="off", warnings=[])
         return Connector(opts).connect(quiet=True)
 
     session = make_session(loop, history.entries, KeyScanner(scanner_connection))
