@@ -85,6 +85,8 @@ class RedisLexer(Lexer):
         self.table = table
 
     def lex_document(self, document: Document) -> Callable[[int], StyleAndTextTuples]:
+        if not document.text:  # the empty line of a new prompt: no table needed
+            return lambda number: []
         table = self.table()
         names = set(table.command_names())
 
@@ -131,7 +133,7 @@ class HintProcessor(Processor):
 
     def apply_transformation(self, ti: TransformationInput) -> Transformation:
         document = ti.document
-        if not self.loop.hints or ti.lineno != document.line_count - 1 \
+        if not self.loop.hints or not document.text or ti.lineno != document.line_count - 1 \
                 or not document.is_cursor_at_the_end:
             return Transformation(ti.fragments)
         hint = hint_for(self.table(), document.text)
@@ -156,7 +158,15 @@ def make_session(loop: CommandLoop, history_entries: list[str],
         rtt = "" if loop.last_rtt_us is None else f" · last {loop.last_rtt_us:,.0f} µs"
         return f" {conn.last_transport if loop.last_rtt_us else conn.transport}{rtt} "
 
-    return PromptSession(history=history, completer=RedisCompleter(table, keys),
-                         lexer=RedisLexer(table), complete_while_typing=False,
-                         input_processors=[HintProcessor(loop, table)],
-                         rprompt=status, style=STYLE, enable_history_search=False)
+    session: PromptSession[str] = PromptSession(
+        history=history, completer=RedisCompleter(table, keys), lexer=RedisLexer(table),
+        complete_while_typing=False, input_processors=[HintProcessor(loop, table)],
+        rprompt=status, style=STYLE, enable_history_search=False)
+
+    def read_command_docs(_: object) -> None:
+        table()  # once read, the table is kept: then this costs nothing
+
+    # COMMAND DOCS (tens of ms to fetch and parse) is read right after the
+    # first prompt is drawn, not before it: keys typed meanwhile wait for it.
+    session.app.after_render += read_command_docs
+    return session
