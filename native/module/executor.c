@@ -213,6 +213,8 @@ static void run_request(struct pass *p, struct shm_session *s) {
 #define MARGIN_NS 10000ull       /* on both sides of a window, beyond the jitter */
 #define WINDOW_MAX_NS 1000000ull /* a rhythm needing a longer window is not regular */
 #define MISSES_TO_STOP 3         /* windows in a row a session may miss */
+#define OUTLIER_SPREADS 4        /* a gap this many spreads off is an outlier */
+#define OUTLIERS_TO_RESTART 3    /* outliers in a row: the rhythm changed */
 
 static uint32_t pass_seq; /* passes run; a session's `served` is one of these */
 
@@ -221,8 +223,11 @@ static uint64_t spread_of(const struct shm_session *s) { return 2 * s->gap_dev_n
 
 /* A pass found requests of `s` at `now` (one arrival per pass: a pipeline is
    one).  Running means as TCP keeps its RTT: the gap's by 1/8, its mean
-   deviation by 1/4.  A request that came where the window was (or would
-   have been) clears the session's misses. */
+   deviation by 1/4.  On a loaded machine a few gaps come far too long (the
+   client was descheduled): a gap more than four spreads off is left out,
+   and three such in a row mean the rhythm changed, so learning starts
+   again.  A request that came where its window was (or would have been)
+   clears the session's misses. */
 static void note_arrival(struct shm_session *s, uint64_t now) {
     s->served = pass_seq;
     uint64_t gap = s->seen_ns ? now - s->seen_ns : 0;
@@ -231,14 +236,17 @@ static void note_arrival(struct shm_session *s, uint64_t now) {
         s->gaps = 0; /* a new start, or back after a long silence */
         return;
     }
-    if (!s->gaps) {
+    uint64_t err = gap > s->gap_ns ? gap - s->gap_ns : s->gap_ns - gap, spread = spread_of(s);
+    if (s->gaps && err <= spread) s->poll_misses = 0;
+    int outlier = s->gaps >= GAPS_TO_TRUST && err > OUTLIER_SPREADS * spread;
+    if (outlier && ++s->outliers < OUTLIERS_TO_RESTART) return;
+    s->outliers = 0;
+    if (!s->gaps || outlier) { /* the first gap, or a new rhythm */
         s->gap_ns = gap;
         s->gap_dev_ns = gap / 2; /* distrusted until the gaps agree */
         s->gaps = 1;
         return;
     }
-    uint64_t err = gap > s->gap_ns ? gap - s->gap_ns : s->gap_ns - gap;
-    if (err <= spread_of(s)) s->poll_misses = 0;
     s->gap_ns = gap > s->gap_ns ? s->gap_ns + (gap - s->gap_ns) / 8 : s->gap_ns - (s->gap_ns - gap) / 8;
     s->gap_dev_ns = err > s->gap_dev_ns ? s->gap_dev_ns + (err - s->gap_dev_ns) / 4
                                         : s->gap_dev_ns - (s->gap_dev_ns - err) / 4;

@@ -56,6 +56,7 @@ struct shm_session {
     uint32_t gaps;       /* gaps learned since the rhythm last broke */
     uint32_t served;     /* number of the last pass that ran a request of it */
     uint8_t poll_misses; /* hybrid windows in a row its request missed */
+    uint8_t outliers;    /* gaps in a row far off the rhythm */
     uint8_t main_misses; /* main-thread polls in a row it did not come back in */
     uint16_t main_skip;  /* served passes to go before it is polled again */
     int main_waited;     /* in the main-thread poll under way */
