@@ -76,8 +76,7 @@ def discover_servers() -> tuple[dict[str, str], frozenset[str]]:
     (tests/conftest.py, EXTRA_SERVER_MODULES): SHMCLI_EXTRA_SERVERS, by
     default every server .ci/newer-servers built into server_cache();
     SHMCLI_EXTRA_SERVERS= (empty) turns them off.  A sanitized run
-    (SHMCLI_TEST_PRELOAD) stays on the main pair: Valkey 9.1 loads modules
-    with RTLD_DEEPBIND, which ASan refuses.
+    (SHMCLI_TEST_PRELOAD) stays on the main pair (see sanitizer_servers()).
     """
     main = [b for b in (shutil.which(name) for name in FAMILIES.values()) if b]
     cached = sorted(str(p) for p in server_cache().glob("*/*-server")
@@ -98,6 +97,30 @@ def discover_servers() -> tuple[dict[str, str], frozenset[str]]:
                 if is_extra:
                     extra.add(key)
     return found, frozenset(extra)
+
+
+def asan_can_load_modules(binary: str) -> bool:
+    """Valkey loads modules with RTLD_DEEPBIND since 8.1 (module.c), and
+    AddressSanitizer refuses to run a library loaded so."""
+    family, version = server_version(binary)
+    numbers = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+    return family != "valkey" or numbers < (8, 1)
+
+
+def sanitizer_servers(main: dict[str, str]) -> dict[str, str]:
+    """{family: binary} for a sanitized run: each family's main server, or,
+    where ASan cannot load a module into it, that family's server on PATH
+    (Debian 12's).  A family with neither is an error, never left out."""
+    chosen: dict[str, str] = {}
+    for family, name in FAMILIES.items():
+        candidates = [main[family]] if family in main else []
+        candidates += [b for b in [shutil.which(name)] if b]
+        usable = [b for b in candidates if asan_can_load_modules(b)]
+        if not usable:
+            raise RuntimeError(f"no {family} server that AddressSanitizer can load a module "
+                               f"into (tried {candidates or 'none'})")
+        chosen[family] = usable[0]
+    return chosen
 
 
 # FLAVOURS: every server under test, {"redis-7.0.15": "/usr/bin/redis-server",

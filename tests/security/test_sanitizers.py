@@ -32,6 +32,8 @@ import pytest
 from sanitized_build import ROOT, SANITIZE_FLAGS, compile_c, gcc_path, sanitizer_env
 from servers import Server
 
+from shmcli.testing import FLAVOURS, MAIN_SERVERS, sanitizer_servers
+
 # The inner run's wall time is bounded; the outer timeout leaves room for the build.
 INNER_TIMEOUT = float(os.environ.get("SHMCLI_SANITIZER_TIMEOUT", "900"))
 
@@ -51,12 +53,18 @@ int RedisModule_OnLoad(void *ctx, void **argv, int argc) {
 """
 
 
+# The servers of the run: the main pair, where ASan can load a module into
+# it (not into Valkey >= 8.1, which uses RTLD_DEEPBIND).
+SERVERS = sanitizer_servers({family: FLAVOURS[key] for family, key in MAIN_SERVERS.items()
+                             if key is not None})
+
+
 def control_server(monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
                    flavour: str = "valkey", exec_mode: str = "fast-path") -> Server:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("SHMCLI_TEST_SANITIZER_REPORTS", raising=False)
-    return Server(flavour, exec_mode)
+    return Server(flavour, exec_mode, binary=SERVERS[flavour])
 
 
 def check_controls(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], tmp: Path) -> None:
@@ -104,6 +112,7 @@ def test_hostile_and_security_suites_under_asan_and_ubsan(
     # Its own session, so a timeout ends the inner pytest and every server it started.
     inner = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              env={**os.environ, **env,
+                                  "SHMCLI_SERVERS": ",".join(SERVERS.values()),
                                   "SHMCLI_TEST_SANITIZER_REPORTS": str(reports),
                                   # the fuzz too, shorter than the plain run's minute
                                   "SHMCLI_FUZZ_SECONDS": os.environ.get(
