@@ -22,7 +22,9 @@ The server's `timeout` sees only the socket; see _keep_socket_alive().
 
 from __future__ import annotations
 
+import functools
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -45,9 +47,10 @@ from .resp import (
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
-    from typing import Literal
+    from typing import Any, Literal, TypeVar
 
     ShmMode = Literal["auto", "require", "off"]
+    _Method = TypeVar("_Method", bound=Callable[..., Any])
 Arg = bytes | str | int | float | bytearray | memoryview
 
 FALLBACK_PREFIX = b"SHMFALLBACK "
@@ -186,8 +189,21 @@ class SocketTransport:
         self.sock.close()
 
 
+def _serialized(method: _Method) -> _Method:
+    """Run `method` holding the connection's lock.  Threads that share a
+    Connection take turns: the C session is never entered from two threads
+    at once (that corrupted memory), and every reply goes to the thread that
+    asked for it.  A thread per connection (a pool) is what scales."""
+    @functools.wraps(method)
+    def serialized(self: Connection, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return serialized  # type: ignore[return-value]
+
+
 class Connection:
-    """See the module docstring.  Not thread-safe: one user at a time.
+    """See the module docstring.  Safe to share between threads, which take
+    turns (one command or pipeline at a time); a thread per connection is faster.
 
     `timeout` bounds every reply (None: wait as long as the server lives);
     `connect_timeout`, when given, bounds connecting instead (redis-cli's -t).
@@ -202,6 +218,7 @@ class Connection:
             raise ValueError(f"shm must be 'auto', 'require' or 'off', not {shm!r}")
         if protocol not in (2, 3):
             raise ValueError(f"protocol must be 2 or 3, not {protocol!r}")
+        self._lock = threading.RLock()
         self.host, self.port, self.unix_socket = host, port, unix_socket
         self.timeout = timeout
         self.db = 0
@@ -304,6 +321,7 @@ class Connection:
         """Between a successful MULTI and its EXEC or DISCARD."""
         return self._in_multi
 
+    @_serialized
     def execute(self, *args: Arg) -> Reply:
         """Run one command and return its typed reply (errors are values)."""
         shm = self._shm
@@ -322,6 +340,7 @@ class Connection:
                 return replies[0]
         return self.execute_many([args])[0]
 
+    @_serialized
     def timed_ping(self, spin_ns: int = PROBE_SPIN_NS) -> int:
         """One PING round trip in nanoseconds, timed in C around the
         transport alone, as redis-cli times its latency probes; the reply
@@ -355,6 +374,7 @@ class Connection:
         self.last_transport = "socket"
         return elapsed + socket_elapsed
 
+    @_serialized
     def execute_many(self, commands: Iterable[Sequence[Arg]]) -> list[Reply]:
         """Pipeline: send every command, then read every reply, in order."""
         batch = [(_name(cmd[0]), encode_command(*cmd)) for cmd in commands]
@@ -380,12 +400,14 @@ class Connection:
         self._keep_socket_alive()
         return replies
 
+    @_serialized
     def take_pushes(self) -> list[Reply]:
         """RESP3 pushes (invalidations...) that arrived ahead of replies."""
         pushes = list(self._pushes)
         self._pushes.clear()
         return pushes
 
+    @_serialized
     def read_reply(self) -> Reply:
         """The next message pushed on the socket (subscriber mode, MONITOR)."""
         if self._pushes:
@@ -394,6 +416,7 @@ class Connection:
             raise ConnectionError("not connected")
         return self._socket.read()
 
+    @_serialized
     def close(self) -> None:
         if self._shm is not None:
             self._shm.close()
@@ -408,6 +431,7 @@ class Connection:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @_serialized
     def raw_transports(self) -> tuple[ShmChannel | None, socket.socket | None]:
         """For a bulk sender that writes raw RESP itself (--pipe), with both
         transports brought in step first: the session that commands outside
