@@ -22,6 +22,7 @@ ffibuilder.cdef(
     #define SHM_E_SYS -4
     #define SHM_E_REFUSED -5
     #define SHM_E_NOMEM -6
+    #define SHM_E_TOO_BIG -7
     int shm_client_open(const char *socket_path, const char *token, uint32_t ring_size,
                         int timeout_ms, struct shm_client **out, char *err, size_t errlen);
     void shm_client_close(struct shm_client *c);
@@ -33,6 +34,7 @@ ffibuilder.cdef(
                         int64_t timeout_ms);
     int shm_client_call(struct shm_client *c, const char *req, size_t req_len,
                         const char **reply, size_t *reply_len, int64_t timeout_ms);
+    void shm_client_set_max_reply(struct shm_client *c, uint64_t max_reply);
     void *shm_client_region(struct shm_client *c, size_t *size);
     const char *shm_client_strerror(int status);
 

@@ -118,6 +118,11 @@ class ShmChannel:
         if rc:
             self._check(rc)
 
+    def set_max_reply(self, size: int) -> None:
+        """Bound a reply's size (bytes; 0: the default, 1 GiB): a larger one
+        ends the session with a ChannelError."""
+        lib.shm_client_set_max_reply(self._client, size)
+
     def set_wait(self, spin_us: int, adapt_us: int = 5, liveness_ms: int = 100) -> None:
         """Tune the reply wait: spin budget, adaptive cut-off, liveness re-check."""
         lib.shm_client_set_wait(self._client, spin_us * 1000, adapt_us * 1000, liveness_ms)

@@ -310,6 +310,29 @@ def test_unread_reply_over_the_output_limit(make_server: Callable[..., Server],
             conn.close()
 
 
+def test_a_reply_over_the_clients_limit_ends_the_session(server: Server) -> None:
+    """The client gathers a fragmented reply only up to its bound (as the
+    server bounds unread output): a larger one ends the session, clearly,
+    and the server and the socket carry on."""
+    with server.admin() as admin:
+        admin.execute("SET", "big", b"b" * (3 << 20))
+    victim = Victim(server)
+    try:
+        victim.channel.set_max_reply(1 << 20)
+        with pytest.raises(ChannelError, match="larger than the client's limit"):
+            victim.channel.call(encode_command("GET", "big"))
+        with pytest.raises(ChannelError):
+            victim.channel.call(PING)
+        assert victim.ctl.execute("STRLEN", "big") == Integer(3 << 20)
+        victim.channel.close()
+        token, path, ring = handshake(victim.ctl)
+        victim.channel = ShmChannel(path, token, ring, 10.0)  # the default bound: 1 GiB
+        reply = parse_one(victim.channel.call(encode_command("GET", "big")))
+        assert reply == Bulk(b"b" * (3 << 20))
+    finally:
+        victim.close()
+
+
 def test_client_that_stops_reading_does_not_block_the_server(
         make_server: Callable[..., Server], flavour: str, exec_mode: str) -> None:
     """Replies under the limit wait in the session; the server serves everyone

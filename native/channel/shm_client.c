@@ -43,6 +43,7 @@ struct shm_client {
     int has_deferred;
     char *msg;               /* gathered fragments */
     size_t msg_cap;
+    uint64_t max_reply;      /* bound on a gathered reply */
 };
 
 static int fail(char *err, size_t errlen, int status, const char *fmt, ...) {
@@ -64,6 +65,7 @@ const char *shm_client_strerror(int status) {
     case SHM_E_SYS: return strerror(errno);
     case SHM_E_REFUSED: return "the server refused the shared-memory session";
     case SHM_E_NOMEM: return "out of memory";
+    case SHM_E_TOO_BIG: return "a reply larger than the client's limit";
     default: return "unknown error";
     }
 }
@@ -146,6 +148,7 @@ int shm_client_open(const char *socket_path, const char *token, uint32_t ring_si
     c->ring_size = ring_size;
     c->max_fragment = shm_max_fragment(ring_size);
     shm_client_set_wait(c, 50000, 5000, 100);
+    c->max_reply = SHM_CLIENT_MAX_REPLY_DEFAULT;
     int rc = create_region(c, err, errlen);
     if (rc == SHM_OK) rc = hand_over(c, socket_path, token, timeout_ms, err, errlen);
     if (rc != SHM_OK) {
@@ -171,6 +174,10 @@ void shm_client_set_wait(struct shm_client *c, uint32_t spin_ns, uint32_t adapt_
     c->policy.spin_ns = spin_ns;
     c->policy.adapt_ns = adapt_ns;
     c->liveness_us = (liveness_ms ? liveness_ms : 1) * 1000u;
+}
+
+void shm_client_set_max_reply(struct shm_client *c, uint64_t max_reply) {
+    c->max_reply = max_reply ? max_reply : SHM_CLIENT_MAX_REPLY_DEFAULT;
 }
 
 uint32_t shm_client_spin_ns(const struct shm_client *c) { return c->policy.spin_ns; }
@@ -267,6 +274,7 @@ int shm_client_send(struct shm_client *c, uint32_t kind, const char *buf, size_t
 }
 
 static int append(struct shm_client *c, size_t *have, const char *p, uint32_t n) {
+    if (*have + n > c->max_reply) return c->dead = SHM_E_TOO_BIG;
     if (*have + n > c->msg_cap) {
         size_t cap = c->msg_cap ? c->msg_cap : 4096;
         while (cap < *have + n) cap *= 2;
@@ -299,7 +307,8 @@ int shm_client_recv(struct shm_client *c, const char **reply, size_t *reply_len,
                 *reply_len = len;
                 return SHM_OK;
             }
-            if (append(c, &have, payload, len) != SHM_OK) return SHM_E_NOMEM;
+            int rc = append(c, &have, payload, len);
+            if (rc != SHM_OK) return rc;
             shm_ring_consume(&c->rep, len);
             ring_if_server_sleeps(c, &c->hdr->rep.producer_waiting);
             if (!(type & SHM_REC_MORE)) {

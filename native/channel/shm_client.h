@@ -25,7 +25,12 @@ enum shm_client_status {
     SHM_E_SYS = -4,     /* a system call failed; errno tells */
     SHM_E_REFUSED = -5, /* the module refused the session (message in err) */
     SHM_E_NOMEM = -6,
+    SHM_E_TOO_BIG = -7, /* a reply over the client's limit; the session is unusable */
 };
+
+/* Replies are gathered whole; one larger than this ends the session, as the
+   server ends one whose unread replies pass shm.output-limit. */
+#define SHM_CLIENT_MAX_REPLY_DEFAULT (1ull << 30)
 
 struct shm_client;
 
@@ -41,6 +46,9 @@ void shm_client_close(struct shm_client *c);
    liveness_ms before the server's liveness is re-checked. */
 void shm_client_set_wait(struct shm_client *c, uint32_t spin_ns, uint32_t adapt_ns,
                          uint32_t liveness_ms);
+
+/* The largest reply gathered (bytes); 0 restores the default. */
+void shm_client_set_max_reply(struct shm_client *c, uint64_t max_reply);
 
 /* The spin budget alone (a latency probe widens it for its own wait). */
 uint32_t shm_client_spin_ns(const struct shm_client *c);

@@ -435,6 +435,10 @@ static int drain_replies(struct shm_pipe *p, struct shm_client *c, int *progress
         }
         *progress = consumed = 1;
         if ((type & SHM_REC_MORE) || p->reply_len) {
+            if (p->reply_len + len > c->max_reply) {
+                rc = c->dead = SHM_E_TOO_BIG;
+                break;
+            }
             rc = put(&p->reply, &p->reply_len, &p->reply_cap, payload, len);
             if (rc == SHM_OK && !(type & SHM_REC_MORE)) {
                 rc = on_reply(p, p->reply, p->reply_len);
