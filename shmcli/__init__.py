@@ -8,10 +8,11 @@
 
 import os
 
-from .connection import Connection, ShmUnavailable, connect
-from .resp import Reply
+from .connection import Connection, ReplyError, ShmUnavailable, connect
+from .resp import Reply, to_python
 
-__all__ = ["Connection", "Reply", "ShmUnavailable", "connect", "module_path"]
+__all__ = ["Connection", "Reply", "ReplyError", "ShmUnavailable", "connect", "module_path",
+           "to_python"]
 __version__ = "0.1.0"
 
 

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
     ShmMode = Literal["auto", "require", "off"]
     _Method = TypeVar("_Method", bound=Callable[..., Any])
+    _T = TypeVar("_T")
 Arg = bytes | str | int | float | bytearray | memoryview
 
 FALLBACK_PREFIX = b"SHMFALLBACK "
@@ -107,6 +108,16 @@ def _pairs(reply: Reply) -> dict[bytes, Reply]:
 
 class ShmUnavailable(ConnectionError):
     """shm="require" and the server offers no shared-memory session."""
+
+
+class ReplyError(Exception):
+    """An error reply, raised (Connection(raise_errors=True)); `reply` is
+    the Error, `code` its first word ("ERR", "WRONGTYPE"...)."""
+
+    def __init__(self, reply: Error) -> None:
+        super().__init__(reply.message)
+        self.reply = reply
+        self.code = reply.code
 
 
 def _name(arg: Arg) -> bytes:
@@ -213,7 +224,8 @@ class Connection:
                  unix_socket: str | None = None, db: int = 0, username: str | None = None,
                  password: str | None = None, protocol: int = 2, shm: ShmMode = "auto",
                  timeout: float | None = None, connect_timeout: float | None = None,
-                 on_setup_error: Callable[[str, Error], None] | None = None) -> None:
+                 on_setup_error: Callable[[str, Error], None] | None = None,
+                 retries: int = 0, raise_errors: bool = False) -> None:
         if shm not in ("auto", "require", "off"):
             raise ValueError(f"shm must be 'auto', 'require' or 'off', not {shm!r}")
         if protocol not in (2, 3):
@@ -227,14 +239,22 @@ class Connection:
         self.shm_error: str | None = None
         self.setup_failure: str | None = None  # "AUTH", "SELECT" or "HELLO"
         self.last_transport = "socket"  # what carried the last command: "shm" or "socket"
+        self.retries = retries  # reconnections tried when the connection is lost
+        self.reconnects = 0  # how many times it was re-opened
+        self.raise_errors = raise_errors  # error replies raise ReplyError
+        self._credentials = (username, password)
+        self._connect_timeout = connect_timeout
         self._on_setup_error = on_setup_error
         self._shm_mode: ShmMode = shm
         self._module_absent = False  # SHM.HANDSHAKE is an unknown command here
+        self._socket: SocketTransport | None = None
+        self._shm: ShmChannel | None = None
+        self._open(db, protocol)
+
+    def _reset_state(self) -> None:
+        """What a fresh connection tracks (see _note_state)."""
         # AUTH/HELLO/RESET ran on the socket: a new session is due.
         self._rebind_pending = False
-        self._socket: SocketTransport | None = SocketTransport(host, port, unix_socket, timeout,
-                                                                      connect_timeout)
-        self._shm: ShmChannel | None = None
         self._socket_backlog: list[bytes] = []  # SELECTs that ran over shm, for the socket
         self._shm_backlog: list[bytes] = []  # ... and those that ran on the socket, for shm
         self._in_multi = self._watching = False
@@ -244,10 +264,17 @@ class Connection:
         self._subscribed = False
         self._tracking = False  # invalidations are tracked on the socket's client only
         self._pushes: deque[Reply] = deque()  # RESP3 pushes read while awaiting a reply
+
+    def _open(self, db: int, protocol: int) -> None:
+        """Connect, AUTH, SELECT, HELLO and open a session, from scratch."""
+        self._reset_state()
+        self.db, self.protocol = 0, 2
         try:
-            self._handshake(db, username, password, protocol)
-            if shm != "off":
-                self._open_session(required=shm == "require")
+            self._socket = SocketTransport(self.host, self.port, self.unix_socket, self.timeout,
+                                           self._connect_timeout)
+            self._handshake(db, *self._credentials, protocol)
+            if self._shm_mode != "off":
+                self._open_session(required=self._shm_mode == "require")
         except BaseException:
             self.close()
             raise
@@ -323,7 +350,17 @@ class Connection:
 
     @_serialized
     def execute(self, *args: Arg) -> Reply:
-        """Run one command and return its typed reply (errors are values)."""
+        """Run one command and return its typed reply.  Error replies are
+        values, or raise ReplyError with raise_errors; a lost connection is
+        re-opened and the command run again up to `retries` times."""
+        if not args:
+            raise ValueError("execute() needs a command")
+        reply = self._with_retries(self._execute, args)
+        if self.raise_errors and isinstance(reply, Error):
+            raise ReplyError(reply)
+        return reply
+
+    def _execute(self, args: Sequence[Arg]) -> Reply:
         shm = self._shm
         if shm is not None and not self._pinned and not self._shm_backlog:
             name = _name(args[0])
@@ -338,7 +375,7 @@ class Connection:
                 replies: list[Reply] = []
                 self._run_socket([(name, request)], 0, replies)
                 return replies[0]
-        return self.execute_many([args])[0]
+        return self._execute_many([args])[0]
 
     @_serialized
     def timed_ping(self, spin_ns: int = PROBE_SPIN_NS) -> int:
@@ -363,7 +400,7 @@ class Connection:
             self._resume(shm)
         if self._subscribed or self._in_multi or self._tracking:
             start = time.perf_counter_ns()  # replies and pushes are Connection's to sort
-            self.execute_many([("PING",)])
+            self._execute_many([("PING",)])
             return elapsed + time.perf_counter_ns() - start
         self._sync_socket()
         try:
@@ -376,7 +413,48 @@ class Connection:
 
     @_serialized
     def execute_many(self, commands: Iterable[Sequence[Arg]]) -> list[Reply]:
-        """Pipeline: send every command, then read every reply, in order."""
+        """Pipeline: send every command, then read every reply, in order.
+        With raise_errors the first error reply raises ReplyError (after
+        every reply was read); retries as for execute()."""
+        commands = list(commands)
+        if not all(commands):
+            raise ValueError("execute_many() needs a command in every entry")
+        replies = self._with_retries(self._execute_many, commands)
+        if self.raise_errors:
+            for reply in replies:
+                if isinstance(reply, Error):
+                    raise ReplyError(reply)
+        return replies
+
+    def _with_retries(self, run: Callable[[Any], _T], commands: Any) -> _T:
+        """run(commands); when the connection is (or gets) lost and retries
+        are allowed, re-open it (the db, protocol and user it had; not the
+        client name) and run them again.  Never inside MULTI, WATCH or
+        subscriber mode, whose state died with the connection."""
+        attempt = 0
+        while True:
+            resumable = not (self._in_multi or self._watching or self._subscribed)
+            try:
+                if self._socket is None and self.retries and resumable:
+                    self._reopen()
+                return run(commands)
+            except (ConnectionError, OSError) as exc:
+                if (isinstance(exc, ShmUnavailable) or attempt >= self.retries
+                        or not resumable):
+                    raise
+                attempt += 1
+                time.sleep(min(0.05 * 2 ** attempt, 1.0))
+                self.close()
+
+    def _reopen(self) -> None:
+        self._open(self.db, self.protocol)
+        self.reconnects += 1
+        import logging  # only here: start-up time
+        logging.getLogger("shmcli").warning(
+            "reconnected to %s (transport: %s)",
+            self.unix_socket or f"{self.host}:{self.port}", self.transport)
+
+    def _execute_many(self, commands: list[Sequence[Arg]]) -> list[Reply]:
         batch = [(_name(cmd[0]), encode_command(*cmd)) for cmd in commands]
         if self._socket is None:
             raise ConnectionError("not connected")
@@ -418,12 +496,15 @@ class Connection:
 
     @_serialized
     def close(self) -> None:
+        """Close both transports; what lived on them (a transaction,
+        subscriptions) ends with them."""
         if self._shm is not None:
             self._shm.close()
             self._shm = None
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+        self._reset_state()
 
     def __enter__(self) -> Connection:
         return self
@@ -714,8 +795,9 @@ class Connection:
 
 def connect(host: str = "127.0.0.1", port: int = 6379, unix_socket: str | None = None,
             db: int = 0, username: str | None = None, password: str | None = None,
-            protocol: int = 2, shm: ShmMode = "auto", timeout: float | None = None
-            ) -> Connection:
+            protocol: int = 2, shm: ShmMode = "auto", timeout: float | None = None,
+            retries: int = 0, raise_errors: bool = False) -> Connection:
     """Open a connection; see :class:`Connection`."""
     return Connection(host=host, port=port, unix_socket=unix_socket, db=db, username=username,
-                      password=password, protocol=protocol, shm=shm, timeout=timeout)
+                      password=password, protocol=protocol, shm=shm, timeout=timeout,
+                      retries=retries, raise_errors=raise_errors)
