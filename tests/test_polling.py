@@ -51,23 +51,27 @@ def main_thread_runs(srv: Server) -> bool:
 
 @contextmanager
 def apart(srv: Server) -> Iterator[None]:
-    """The server's main thread and this test on different CPUs where there
-    are two: main-poll never waits for a client that waits on its own CPU
-    (it could not run while the server spins), so a shared CPU would only
-    make the test see fewer polls."""
+    """The server's threads and this test on different CPUs where there are
+    two.  The server never polls for a client that last waited on its own
+    CPU (it could not send while the server spins), so a shared CPU would
+    only make the test see fewer polls."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         yield
         return
-    server_cpus = os.sched_getaffinity(srv.pid)
-    os.sched_setaffinity(srv.pid, {cpus[0]})
+    threads = [int(t) for t in os.listdir(f"/proc/{srv.pid}/task")]
+    for tid in threads:
+        os.sched_setaffinity(tid, {cpus[0]})
     os.sched_setaffinity(0, {cpus[1]})
     try:
         yield
     finally:
         os.sched_setaffinity(0, set(cpus))
-        if srv.alive():
-            os.sched_setaffinity(srv.pid, server_cpus)
+        for tid in threads:
+            try:
+                os.sched_setaffinity(tid, set(cpus))
+            except OSError:
+                pass  # the server is gone
 
 
 def steady(conn: Connection, period: float, count: int) -> None:
@@ -180,7 +184,7 @@ def test_hybrid_polling_follows_a_steady_rhythm(make_server: Callable[..., Serve
     budget = 20
     started = time.monotonic()
     srv = make_server(flavour, mode, config={"shm.poll-budget": str(budget)})
-    with srv.connect(shm="require") as conn:
+    with apart(srv), srv.connect(shm="require") as conn:
         steady(conn, 0.002, 600)
     seen = counters(srv)
     elapsed = time.monotonic() - started
@@ -236,11 +240,12 @@ def test_idle_costs_nothing(make_server: Callable[..., Server], flavour: str, mo
                                              "shm.main-poll-us": "1000"})
     assert counters(srv) == dict.fromkeys(FIELDS, 0)  # no session yet
     assert timerfd_armed(srv) is False
-    with srv.connect(shm="require") as conn:
+    with apart(srv), srv.connect(shm="require") as conn:
         steady(conn, 0.002, 300)
         # the rhythm stops; at most one window (the next expected request's) follows
         time.sleep(0.3)
         before = counters(srv)
+        assert before["poll_windows"] > 0, before  # it did poll while requests came
         time.sleep(1.0)
         assert counters(srv) == before  # an idle session: nothing polled
         assert timerfd_armed(srv) is False

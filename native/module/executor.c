@@ -209,7 +209,7 @@ static void run_request(struct pass *p, struct shm_session *s) {
 
 #define GAP_MIN_NS 100000ull     /* quicker rhythms: main-poll's or the worker spin's */
 #define GAP_MAX_NS 1000000000ull /* slower: a wake-up a second is not worth a window */
-#define GAPS_TO_TRUST 8          /* gaps learned before a rhythm counts */
+#define GAPS_TO_TRUST SHM_RHYTHM_GAPS
 #define MARGIN_NS 10000ull       /* on both sides of a window, beyond the jitter */
 #define WINDOW_MAX_NS 1000000ull /* a rhythm needing a longer window is not regular */
 #define MISSES_TO_STOP 3         /* windows in a row a session may miss */
@@ -221,13 +221,37 @@ static uint32_t pass_seq; /* passes run; a session's `served` is one of these */
 /* The half-width of the window around a session's next request. */
 static uint64_t spread_of(const struct shm_session *s) { return 2 * s->gap_dev_ns + MARGIN_NS; }
 
+/* The first GAPS_TO_TRUST gaps give the rhythm: their median, and their
+   median deviation from it (scaled as a mean deviation would be).  Medians,
+   because on a loaded machine some gaps come far too long. */
+static uint32_t median_of(uint32_t *v) { /* sorts v: eight values, insertion sort */
+    for (int i = 1; i < GAPS_TO_TRUST; i++)
+        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            uint32_t t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return v[GAPS_TO_TRUST / 2];
+}
+
+static void start_rhythm(struct shm_session *s) {
+    uint32_t v[GAPS_TO_TRUST];
+    memcpy(v, s->first_gaps, sizeof v);
+    uint32_t median = median_of(v);
+    for (int i = 0; i < GAPS_TO_TRUST; i++) v[i] = v[i] > median ? v[i] - median : median - v[i];
+    uint32_t deviation = median_of(v);
+    s->gap_ns = median;
+    s->gap_dev_ns = deviation + deviation / 4;
+}
+
 /* A pass found requests of `s` at `now` (one arrival per pass: a pipeline is
-   one).  Running means as TCP keeps its RTT: the gap's by 1/8, its mean
-   deviation by 1/4.  On a loaded machine a few gaps come far too long (the
-   client was descheduled): a gap more than four spreads off is left out,
-   and three such in a row mean the rhythm changed, so learning starts
-   again.  A request that came where its window was (or would have been)
-   clears the session's misses. */
+   one).  After the first gaps (start_rhythm), running means follow the
+   rhythm as TCP follows its RTT: the gap's by 1/8, its mean deviation by
+   1/4, each fed a difference clipped to the window's half-width, so a few
+   long gaps cannot widen the window much.  A gap more than four half-widths
+   off is left out; three such in a row mean the rhythm changed, and
+   learning starts again.  A request that came where its window was (or
+   would have been) clears the session's misses. */
 static void note_arrival(struct shm_session *s, uint64_t now) {
     s->served = pass_seq;
     uint64_t gap = s->seen_ns ? now - s->seen_ns : 0;
@@ -236,20 +260,22 @@ static void note_arrival(struct shm_session *s, uint64_t now) {
         s->gaps = 0; /* a new start, or back after a long silence */
         return;
     }
-    uint64_t err = gap > s->gap_ns ? gap - s->gap_ns : s->gap_ns - gap, spread = spread_of(s);
-    if (s->gaps && err <= spread) s->poll_misses = 0;
-    int outlier = s->gaps >= GAPS_TO_TRUST && err > OUTLIER_SPREADS * spread;
-    if (outlier && ++s->outliers < OUTLIERS_TO_RESTART) return;
-    s->outliers = 0;
-    if (!s->gaps || outlier) { /* the first gap, or a new rhythm */
-        s->gap_ns = gap;
-        s->gap_dev_ns = gap / 2; /* distrusted until the gaps agree */
-        s->gaps = 1;
+    if (s->gaps < GAPS_TO_TRUST) {
+        s->first_gaps[s->gaps++] = (uint32_t)gap;
+        if (s->gaps == GAPS_TO_TRUST) start_rhythm(s);
         return;
     }
-    s->gap_ns = gap > s->gap_ns ? s->gap_ns + (gap - s->gap_ns) / 8 : s->gap_ns - (s->gap_ns - gap) / 8;
-    s->gap_dev_ns = err > s->gap_dev_ns ? s->gap_dev_ns + (err - s->gap_dev_ns) / 4
-                                        : s->gap_dev_ns - (s->gap_dev_ns - err) / 4;
+    uint64_t err = gap > s->gap_ns ? gap - s->gap_ns : s->gap_ns - gap, spread = spread_of(s);
+    if (err <= spread) s->poll_misses = 0;
+    if (err > OUTLIER_SPREADS * spread) {
+        if (++s->outliers >= OUTLIERS_TO_RESTART) s->outliers = 0, s->gaps = 0;
+        return;
+    }
+    s->outliers = 0;
+    uint64_t step = err < spread ? err : spread;
+    s->gap_ns = gap > s->gap_ns ? s->gap_ns + step / 8 : s->gap_ns - step / 8;
+    s->gap_dev_ns = step > s->gap_dev_ns ? s->gap_dev_ns + (step - s->gap_dev_ns) / 4
+                                         : s->gap_dev_ns - (s->gap_dev_ns - step) / 4;
     if (s->gaps < UINT32_MAX) s->gaps++;
 }
 
@@ -484,6 +510,21 @@ static void count_miss(uint64_t target) {
     shm_table_unlock();
 }
 
+/* 1 when the window's session last waited for its reply on this CPU: its
+   client most likely wakes here too, and could not send while we spin (the
+   request came right after the window, every time, when we did).  Checked
+   when planning too, so such a session arms no timer. */
+static int target_shares_our_cpu(uint64_t target) {
+    int cpu = sched_getcpu(), shared = 0;
+    struct shm_session *s;
+    shm_table_lock();
+    for (int c = 0; (s = shm_session_next(&c));)
+        if (s->id == target)
+            shared = atomic_load_explicit(&s->hdr->rep.consumer_cpu, memory_order_relaxed) == cpu;
+    shm_table_unlock();
+    return shared;
+}
+
 void shm_poll_plan(void) {
     hp.start = 0;
     if (shm_cfg.poll_budget <= 0 || hp.timer_fd < 0) {
@@ -491,19 +532,24 @@ void shm_poll_plan(void) {
         return;
     }
     uint64_t now = shm_now_ns(), start = 0, end = 0, target = 0, due = 0;
+    int cpu = sched_getcpu();
     struct shm_session *s;
     shm_table_lock();
     for (int c = 0; (s = shm_session_next(&c));) {
-        if (!is_regular(s)) continue;
+        if (!is_regular(s) ||
+            atomic_load_explicit(&s->hdr->rep.consumer_cpu, memory_order_relaxed) == cpu)
+            continue;
         uint64_t d = s->seen_ns + s->gap_ns, spread = spread_of(s);
         uint64_t b = d - spread - hp.late, e = d + spread;
-        if (e <= now || (start && b >= start)) continue;
+        if (d <= now || (start && b >= start)) continue; /* due already, or a later one */
         start = b, end = e, target = s->id, due = d;
     }
     shm_table_unlock();
     if (start) {
         refill(now);
-        if (hp.credit < (int64_t)(end - (start > now ? start : now))) {
+        /* Enough for the window up to the expected request; beyond it the
+           window itself stops when the credit does. */
+        if (hp.credit < (int64_t)(due - (start > now ? start : now))) {
             if (hp.refused_target != target || hp.refused_due != due) shm_stats.poll_over_budget++;
             hp.refused_target = target, hp.refused_due = due;
             start = 0;
@@ -528,6 +574,7 @@ int shm_poll_window(void) {
         count_miss(hp.target);
         return 0;
     }
+    if (target_shares_our_cpu(hp.target)) return 0;
     shm_stats.poll_windows++;
     uint64_t start = now, cpu = thread_cpu_ns();
     int got = 0;

@@ -17,6 +17,7 @@
 #include "rm_api.h"
 
 #define SHM_USER_MAX 256
+#define SHM_RHYTHM_GAPS 8 /* gaps learned before a session's rhythm counts */
 
 struct shm_session {
     uint64_t id;
@@ -54,6 +55,7 @@ struct shm_session {
     uint64_t gap_ns;     /* running mean of the gaps between them */
     uint64_t gap_dev_ns; /* running mean deviation of those gaps */
     uint32_t gaps;       /* gaps learned since the rhythm last broke */
+    uint32_t first_gaps[SHM_RHYTHM_GAPS]; /* the first ones, ns (at most 1 s each) */
     uint32_t served;     /* number of the last pass that ran a request of it */
     uint8_t poll_misses; /* hybrid windows in a row its request missed */
     uint8_t outliers;    /* gaps in a row far off the rhythm */
