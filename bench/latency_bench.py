@@ -42,7 +42,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -93,7 +92,7 @@ class Tally:
 
 
 def prober(srv: Server, shm: str) -> Prober:
-    connector = Connector(replace(Options(), socket=srv.unix_socket, shm=shm))
+    connector = Connector(Options(socket=srv.unix_socket, shm=shm))
     conn = connector.connect()
     assert conn is not None
     if shm == "require":

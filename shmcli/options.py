@@ -22,10 +22,8 @@ exceptions carry the text and exit code redis-cli would produce.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from .splitargs import unquote
 from .uri import UriError, atoi, parse_uri
@@ -48,7 +46,6 @@ UNSUPPORTED = ("--lru-test", "--replica", "--slave", "--rdb", "--functions-rdb",
                "--ldb", "--ldb-sync-mode", "--cluster", "--tls")
 
 
-@dataclass
 class Options:
     host: str = "127.0.0.1"
     port: int = 6379
@@ -95,12 +92,24 @@ class Options:
     shm: str = "auto"
     module_path: bool = False
     verbose: bool = False
-    command: list[bytes] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)  # for stderr, in order
+
+    # A plain class, not a dataclass: dataclasses costs a one-shot command
+    # about a quarter of its start-up (inspect, ast, dis, tokenize).
+    def __init__(self, **values: object) -> None:
+        self.command: list[bytes] = []
+        self.warnings: list[str] = []  # for stderr, in order
+        for name, value in values.items():
+            if not hasattr(self, name):
+                raise TypeError(f"Options has no field {name!r}")
+            setattr(self, name, value)
 
     def replace(self, **changes: object) -> Options:
         """A copy with `changes` applied."""
-        return dataclasses.replace(self, **changes)
+        new = Options(**changes)
+        for name, value in self.__dict__.items():
+            if name not in changes:
+                setattr(new, name, value)
+        return new
 
 
 def atof(text: str) -> float:

@@ -17,7 +17,6 @@ samples are absent, never zero.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 from ..cli_connect import Connector, FatalSetupError
@@ -92,7 +91,7 @@ def _same_server(conn: Connection, run_id: str) -> bool:
 def open_transports(opts: Options) -> tuple[ServerFacts, list[Transport]] | None:
     """The server's facts and the three transports, or None when the server
     cannot be reached at all (the reason is on stderr, as redis-cli says it)."""
-    plain = dataclasses.replace(opts, shm="off")
+    plain = opts.replace(shm="off")
     connector = Connector(plain)
     base = connector.connect()
     if base is None:
@@ -126,7 +125,7 @@ def _checked(transport: Transport, conn: Connection | None, run_id: str) -> Tran
 
 
 def _open_shm(opts: Options, run_id: str) -> Transport:
-    connector = Connector(dataclasses.replace(opts, shm="require"))
+    connector = Connector(opts.replace(shm="require"))
     transport = Transport("shm", f"session via {connector.where}")
     try:
         conn = connector.connect()
@@ -144,7 +143,7 @@ def _open_unix(opts: Options, config: dict[str, str], refused: str | None,
         transport.absent = (f"no unix socket path (CONFIG GET unixsocket: {refused})" if refused
                             else "the server has no unix socket (unixsocket is not set)")
         return transport
-    connector = Connector(dataclasses.replace(opts, socket=path, shm="off"))
+    connector = Connector(opts.replace(socket=path, shm="off"))
     return _checked(transport, connector.connect(), run_id)
 
 
@@ -159,5 +158,5 @@ def _open_tcp(opts: Options, config: dict[str, str], refused: str | None,
     if port == 0:
         transport.absent = "the server does not listen on TCP (port 0)"
         return transport
-    connector = Connector(dataclasses.replace(opts, socket=None, port=port, shm="off"))
+    connector = Connector(opts.replace(socket=None, port=port, shm="off"))
     return _checked(transport, connector.connect(), run_id)
