@@ -66,6 +66,9 @@ ffibuilder.cdef(
     void shm_pipe_errors(struct shm_pipe *p, const char **text, size_t *len);
     void shm_pipe_clear_errors(struct shm_pipe *p);
 
+    size_t resp_scan_bulks(const char *buf, size_t len, size_t pos, size_t max,
+                           uint64_t *spans, size_t *next);
+
     int shm_probe_session(struct shm_client *c, uint32_t spin_ns, int64_t timeout_ms,
                           uint64_t *elapsed_ns, const char **reply, size_t *reply_len);
     int shm_probe_socket(int fd, uint32_t spin_ns, int64_t timeout_ms, uint64_t *elapsed_ns,
@@ -75,9 +78,10 @@ ffibuilder.cdef(
 ffibuilder.set_source(
     "shmcli._channel",
     '#include "shm_client.h"\n#include "shm_layout.h"\n'
-    '#include "shm_pipe.h"\n#include "shm_probe.h"',
+    '#include "shm_pipe.h"\n#include "shm_probe.h"\n#include "resp_scan.h"',
     sources=["native/channel/shm_pipe.c",  # includes shm_client.c
-             "native/channel/shm_probe.c", "native/channel/shm_ring.c",
+             "native/channel/shm_probe.c", "native/channel/resp_scan.c",
+             "native/channel/shm_ring.c",
              "native/channel/shm_wait.c"],
     include_dirs=["native/channel"],
     extra_compile_args=["-std=c11", "-O2", "-D_GNU_SOURCE", "-Wall", "-Wextra"],

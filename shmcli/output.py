@@ -284,6 +284,8 @@ def _raw(reply: Reply, delimiter: bytes) -> bytes:
         case Double(text) | BigNumber(text):
             return text
         case Array(items) | Set(items) | Push(items):
+            if all(type(item) is Bulk for item in items):  # a large LRANGE, KEYS...
+                return delimiter.join([item.data for item in items])  # type: ignore[attr-defined]
             return delimiter.join([_raw(item, delimiter) for item in items])
         case Map(pairs):
             return delimiter.join([_raw(k, delimiter) + b" " + _raw(v, delimiter)

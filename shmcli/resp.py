@@ -637,6 +637,30 @@ def _bad_type(t: int) -> ProtocolError:
     return ProtocolError(f"invalid RESP type byte {bytes((t,))!r}")
 
 
+# Bulk strings left in an open aggregate from which a run of them is located
+# in C (native/channel/resp_scan.c): a large array's headers are parsed
+# there in one call, and only the objects are made here.
+_BULK_RUN_MIN = 64
+
+
+def _take_bulks(buf: bytes, pos: int, room: int, items: list[Reply]) -> int:
+    """Append up to `room` plain bulk strings found from buf[pos]; returns
+    where they end (pos when none was)."""
+    from ._channel import ffi, lib  # the compiled half of the package, loaded on first use
+
+    spans = ffi.new("uint64_t[]", 2 * room)
+    nxt = ffi.new("size_t *")
+    found = lib.resp_scan_bulks(ffi.from_buffer(buf), len(buf), pos, room, spans, nxt)
+    if found:
+        offsets = memoryview(ffi.buffer(spans, 16 * found)).cast("Q").tolist()
+        new, set_bulk, append = _new, _set_bulk, items.append
+        for start, length in zip(offsets[::2], offsets[1::2], strict=True):
+            value = new(Bulk)
+            set_bulk(value, buf[start:start + length])
+            append(value)
+    return int(nxt[0])
+
+
 def _parse(buf: bytes, pos: int, stack: list[_Frame]) -> tuple[Reply | NotEnoughType, int, int]:
     """Parse from ``buf[pos:]`` until one top-level reply is complete.
 
@@ -655,6 +679,11 @@ def _parse(buf: bytes, pos: int, stack: list[_Frame]) -> tuple[Reply | NotEnough
     if stack:
         items, need, build = stack[-1]
     while True:
+        # Inside a large aggregate: a run of bulk strings at once, all but
+        # its last element (which the code below takes, and closes it with).
+        if items is not None and need - len(items) > _BULK_RUN_MIN and pos < end \
+                and buf[pos] == 36:
+            pos = _take_bulks(buf, pos, need - len(items) - 1, items)
         nl = find(b"\r\n", pos + 1)
         if nl < 0:
             if pos < end and buf[pos] not in _TYPE_BYTES:

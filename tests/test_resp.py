@@ -239,6 +239,37 @@ def test_large_array_fed_in_chunks() -> None:
     assert [int(b.data) for b in arr.items] == list(range(n))  # type: ignore[attr-defined]
 
 
+def test_bulk_runs_located_in_c_parse_as_the_python_parser_does(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large aggregates hand their runs of bulk strings to C
+    (native/channel/resp_scan.c); the replies, protocol errors included,
+    must be the pure-Python parser's, whatever the cuts."""
+    rng = random.Random(99)
+    elements = [b"$%d\r\n%s\r\n" % (len(v), v) for v in
+                (bytes(rng.randrange(256) for _ in range(rng.randrange(12))) for _ in range(600))]
+    for at, odd in ((150, b"$-1\r\n"), (300, b":42\r\n"), (301, b"*2\r\n$1\r\na\r\n$0\r\n\r\n"),
+                    (450, b"+ok\r\n"), (451, b"$0\r\n\r\n")):
+        elements.insert(at, odd)
+    streams = [b"*%d\r\n" % len(elements) + b"".join(elements) + b"+next\r\n",
+               b"%%%d\r\n" % (len(elements) // 2) + b"".join(elements[:len(elements) // 2 * 2]),
+               b"*101\r\n" + b"$3\r\nabc\r\n" * 100 + b"$03\r\nabc\r\n",  # a leading zero
+               b"*101\r\n" + b"$3\r\nabc\r\n" * 100 + b"$-5\r\n",
+               b"*101\r\n" + b"$3\r\nabc\r\n" * 99 + b"$3\r\nabcd\r\n"]
+
+    def parsed(stream: bytes, bulk_run_min: int) -> list[object]:
+        monkeypatch.setattr(resp, "_BULK_RUN_MIN", bulk_run_min)
+        out: list[object] = []
+        for pieces in ([len(stream)], [4096], [7, 1, 300]):
+            try:
+                out.append(read_in_pieces(stream, pieces))
+            except ProtocolError as exc:
+                out.append(str(exc))
+        return out
+
+    for stream in streams:
+        assert parsed(stream, 8) == parsed(stream, 10**9)
+
+
 COMPLEX_STREAM = (
     b"+OK\r\n"
     b">4\r\n+pubsub\r\n+message\r\n+chan\r\n$5\r\nhe\r\no\r\n"
