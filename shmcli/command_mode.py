@@ -26,7 +26,7 @@ from .resp import Error, Reply
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up
 if TYPE_CHECKING:
-    from .repl.command_docs import CommandTableCache
+    from .command_table import CommandTableCache
 
 _SUBSCRIBE = (b"subscribe", b"psubscribe", b"ssubscribe")
 
@@ -115,8 +115,8 @@ class CommandRunner:
     def _help(self, topic: list[str]) -> None:
         # Imported here: only `help` needs the command reference, and a
         # one-shot command should not load the repl package to start.
-        from .repl.command_docs import CommandTableCache
-        from .repl.help import help_text
+        from .command_help import help_text
+        from .command_table import CommandTableCache
 
         if self.docs is None:
             self.docs = CommandTableCache()

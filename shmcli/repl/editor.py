@@ -29,7 +29,7 @@ from prompt_toolkit.layout.processors import (
 from prompt_toolkit.lexers import Lexer
 from prompt_toolkit.styles import Style
 
-from .command_docs import CommandTable
+from ..command_table import CommandTable
 from .hints import hint_for, keyword_tokens
 from .key_scanner import KeyScanner
 from .loop import CommandLoop

@@ -8,8 +8,8 @@ when the line does not end in one.  "multi" gets a hint of one space.
 
 from __future__ import annotations
 
+from ..command_table import CommandTable
 from ..splitargs import split_args
-from .command_docs import CommandTable
 
 
 def hint_for(table: CommandTable, line: str) -> str | None:

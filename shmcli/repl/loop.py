@@ -27,10 +27,10 @@ from collections.abc import Callable
 
 from ..cli_connect import Connector
 from ..command_mode import CommandRunner, ReplyPrinter
+from ..command_table import CommandTableCache
 from ..connection import Connection
 from ..splitargs import split_args
 from ..uri import atoi
-from .command_docs import CommandTableCache
 
 LONG_MAX = 2**63 - 1
 CLEAR_SCREEN = b"\x1b[H\x1b[2J"

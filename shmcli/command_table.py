@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..resp import Array, Bulk, Map, Reply, Set, Status
+from .resp import Array, Bulk, Map, Reply, Set, Status
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
-    from ..connection import Connection
+    from .connection import Connection
 
 _NAMED_TYPES = {"key", "string", "integer", "double", "pattern", "unix-time", "token"}
 

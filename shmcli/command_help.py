@@ -1,6 +1,6 @@
 """`help`, `help <command>` and `help @<group>`, printed as redis-cli prints them.
 
-The entries come from the server's COMMAND DOCS (command_docs.py).  redis-cli
+The entries come from the server's COMMAND DOCS (command_table.py).  redis-cli
 ends these lines with CR LF and colours the name (bold), the arguments (dark
 grey) and the labels (yellow); a final blank line closes every listing, and a
 topic that matches nothing prints only that line.
@@ -8,8 +8,8 @@ topic that matches nothing prints only that line.
 
 from __future__ import annotations
 
-from ..usage import shmcli_version
-from .command_docs import CommandDoc, CommandTable
+from .command_table import CommandDoc, CommandTable
+from .usage import shmcli_version
 
 GENERIC_HELP = """\
 shmcli {version}
