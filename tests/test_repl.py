@@ -3,18 +3,23 @@
 prompt_toolkit draws with cursor movements, so expectations match the
 visible text (e.g. the prompt without its trailing space).  The terminal
 has a fixed size and PROMPT_TOOLKIT_NO_CPR=1, so no cursor-position
-requests make the tests flaky.
+requests make the tests flaky.  Where what stays on the screen matters
+(scrollback, colours, the completion menu), the output is also fed to a
+terminal emulator (pyte) and its screen is read.  Each shell gets its own
+cache directory (XDG_CACHE_HOME), so no test sees another's command table.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pexpect
+import pyte
 import pytest
 from cli_diff import REDIS_CLI, SHMCLI, run_tool
 from servers import Server, free_port
@@ -22,16 +27,64 @@ from servers import Server, free_port
 from shmcli.resp import Bulk
 
 TIMEOUT = 15
+ROWS, COLUMNS = 40, 160
 
 
 def spawn(argv: list[str], history: Path | str, term: str = "xterm-256color",
-          extra_env: dict[str, str] | None = None) -> pexpect.spawn:
+          extra_env: dict[str, str] | None = None,
+          tool: list[str] | None = None) -> pexpect.spawn:
     env = {k: v for k, v in os.environ.items() if k not in ("FAKETTY", "REDISCLI_AUTH")}
     env.update(PROMPT_TOOLKIT_NO_CPR="1", TERM=term, REDISCLI_HISTFILE=str(history),
+               XDG_CACHE_HOME=str(Path(history).parent / "cache") if isinstance(history, Path)
+               else tempfile.mkdtemp(prefix="shmcli-test-cache-"),
                **(extra_env or {}))
-    return pexpect.spawn(sys.executable, ["-m", "shmcli", *argv], env=env,
-                         dimensions=(40, 160), timeout=TIMEOUT, encoding="utf-8",
+    tool = tool or SHMCLI
+    return pexpect.spawn(tool[0], [*tool[1:], *argv], env=env,
+                         dimensions=(ROWS, COLUMNS), timeout=TIMEOUT, encoding="utf-8",
                          codec_errors="replace")
+
+
+class Screen:
+    """The terminal as the user sees it: everything the shell writes, fed
+    to a VT100 emulator.  Attach it before the first expect."""
+
+    def __init__(self, child: pexpect.spawn) -> None:
+        self.child = child
+        self.screen = pyte.Screen(COLUMNS, ROWS)
+        self.stream = pyte.Stream(self.screen)
+        child.logfile_read = self  # pexpect writes what it reads here
+
+    def write(self, data: str) -> None:
+        self.stream.feed(data)
+
+    def flush(self) -> None:
+        pass
+
+    def lines(self) -> list[str]:
+        return [line.rstrip() for line in self.screen.display]
+
+    def wait_for(self, condition: Callable[[list[str]], bool], what: str) -> list[str]:
+        """Read the shell's output until condition(lines) holds."""
+        deadline = time.monotonic() + TIMEOUT
+        while not condition(self.lines()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; the screen:\n"
+                                     + "\n".join(self.lines()))
+            try:
+                self.child.read_nonblocking(65536, timeout=0.1)
+            except pexpect.TIMEOUT:
+                pass
+        return self.lines()
+
+    def row(self, text: str) -> int:
+        """The last row that contains text."""
+        rows = [n for n, line in enumerate(self.lines()) if text in line]
+        assert rows, f"{text!r} is not on the screen"
+        return rows[-1]
+
+    def colours(self, row: int, start: int, end: int) -> set[str]:
+        line = self.screen.buffer[row]
+        return {line[column].fg for column in range(start, end)}
 
 
 def finish(child: pexpect.spawn) -> int:
@@ -122,22 +175,34 @@ def test_hint_and_completion_from_command_docs(srv: Server, history: Path) -> No
     assert finish(child) == 0
 
 
-def test_keys_complete_from_a_background_scan(srv: Server, history: Path) -> None:
+def test_keys_complete_from_what_was_typed(srv: Server, history: Path) -> None:
+    """SCAN MATCH on the typed prefix: found among 30,000 keys, on the
+    first Tab, the exact key offered with the longer ones; a key with a
+    space is inserted quoted."""
     with srv.admin() as conn:
-        conn.execute_many([("SET", "user:alpha", "1"), ("SET", "user:beta", "2")])
+        for start in range(0, 30_000, 5_000):
+            conn.execute("MSET", *(f"mass:{i}".encode() if n % 2 == 0 else b"x"
+                                   for i in range(start, start + 5_000) for n in range(2)))
+        conn.execute("MSET", "uni:a", "1", "uni:b", "2", "uni:c", "3", "uni:d", "4",
+                     "sp ace:1", "spaced")
     child = spawn(["-s", srv.unix_socket], history)
+    screen = Screen(child)
     child.expect_exact(">")
-    child.send("get user:al")
-    deadline = time.monotonic() + TIMEOUT
-    while True:  # the first Tab starts the scan; completion appears once it is done
-        child.send("\t")
-        try:
-            child.expect_exact("pha", timeout=0.5)  # only the new characters are drawn
-            break
-        except pexpect.TIMEOUT:
-            assert time.monotonic() < deadline, "key never completed"
+    child.send("get uni:\t")  # one Tab: the menu lists the four
+    screen.wait_for(lambda lines: all(f"uni:{c}" in "".join(lines) for c in "abcd"),
+                    "the uni: keys in the completion menu")
+    child.sendcontrol("u")
+    child.send("get mass:2999\t")
+    # the menu shows as many as fit under the line: the exact key comes first
+    menu = screen.wait_for(lambda lines: sum("mass:2999" in line for line in lines) >= 6,
+                           "the mass:2999* keys in the completion menu")
+    entries = [line.strip() for line in menu if line.strip().startswith("mass:2999")]
+    assert entries == ["mass:2999", *(f"mass:2999{d}" for d in range(len(entries) - 1))]
+    child.sendcontrol("u")
+    child.send("get sp\t")
+    child.expect_exact('ace:1"')  # the one key, inserted as "sp ace:1"
     child.sendline("")
-    child.expect_exact('"1"')
+    child.expect_exact('"spaced"')
     assert finish(child) == 0
 
 
@@ -304,6 +369,24 @@ def test_long_replies_go_through_the_pager_when_asked(srv: Server, history: Path
     assert finish(child) == 0
 
 
+def test_the_duration_shown_leaves_out_the_pager(srv: Server, history: Path,
+                                                 tmp_path: Path) -> None:
+    pager = tmp_path / "pager.sh"
+    pager.write_text("#!/bin/sh\ncat\nsleep 3\necho PAGER-END\n")
+    pager.chmod(0o755)
+    with srv.admin() as conn:
+        conn.execute("RPUSH", "long", *[f"item-{i}" for i in range(100)])
+    child = spawn(["-s", srv.unix_socket], history, extra_env={"PAGER": str(pager)})
+    child.sendline(":set pager")
+    child.sendline("lrange long 0 -1")
+    child.expect_exact("PAGER-END")
+    child.sendline("ping")
+    child.expect_exact("PONG")
+    durations = [float(d) for d in re.findall(r"\((\d+\.\d\d)s\)", child.before)]
+    assert all(d < 3 for d in durations), durations  # the 3 s were the pager's
+    assert finish(child) == 0
+
+
 def test_rc_file_preferences(srv: Server, history: Path, tmp_path: Path) -> None:
     rc = tmp_path / "rc"
     rc.write_text(":set nohints\n:set bogus\n")
@@ -322,13 +405,129 @@ def test_rc_file_preferences(srv: Server, history: Path, tmp_path: Path) -> None
 
 def test_keys_strings_and_commands_are_highlighted(srv: Server, history: Path) -> None:
     child = spawn(["-s", srv.unix_socket], history)
+    screen = Screen(child)
     child.expect_exact(">")
-    child.send('set mykey "a value"')
-    # the command in bold blue, the key in cyan, the quoted string in green
+    child.send('set mykey "a value" \'it is\'')
+    # the command in bold blue, the key in cyan, the quoted strings in green
     child.expect_exact("\x1b[0;38;5;75;1mset")
     child.expect_exact("\x1b[0;38;5;80mmykey")
-    child.expect_exact('\x1b[0;38;5;108m"a')
+    line = screen.wait_for(lambda lines: any("'it is'" in line for line in lines),
+                           "the typed line")[screen.row("mykey")]
+    for quoted in ('"a value"', "'it is'"):  # spaces and all
+        start = line.index(quoted)
+        assert screen.colours(screen.row("mykey"), start, start + len(quoted)) == {"87af87"}
     child.sendcontrol("u")
+    assert finish(child) == 0
+
+
+def test_accepted_lines_keep_neither_hint_nor_right_prompt(srv: Server,
+                                                            history: Path) -> None:
+    """In the scrollback a line reads as typed: redis-cli erases the hint on
+    Enter, and the right prompt would show the previous command's time."""
+    child = spawn(["-s", srv.unix_socket], history)
+    screen = Screen(child)
+    child.sendline("ping")
+    child.expect_exact("PONG")
+    child.expect(r"last [\d,]+ µs")
+    child.send("hget myhash")
+    screen.wait_for(lambda lines: any("hget myhash field" in line for line in lines),
+                    "the hint")
+    child.send("\r")
+    child.expect_exact("(error) ERR wrong number of arguments")
+    lines = screen.wait_for(lambda lines: any("wrong number" in line for line in lines),
+                            "the reply")
+    accepted = lines[screen.row("hget myhash")]
+    assert accepted.endswith("> hget myhash"), accepted
+    assert finish(child) == 0
+
+
+def test_resp3_shell(srv: Server, history: Path) -> None:
+    """-3: the command table comes as a RESP3 map."""
+    child = spawn(["-3", "-s", srv.unix_socket], history)
+    child.expect_exact(">")
+    child.send("set k v ")
+    child.expect_exact("[NX|XX]")
+    child.sendcontrol("u")
+    child.sendline("hset h f v")
+    child.sendline("hgetall h")
+    child.expect_exact('1# "f" => "v"')
+    child.sendline("help get")
+    child.expect_exact("summary:")
+    assert finish(child) == 0
+
+
+def test_a_typed_auth_keeps_help_hints_and_completion(make_server, history: Path) -> None:
+    srv = make_server("redis", config={"requirepass": "pw"})
+    with srv.admin() as conn:
+        conn.execute("SET", "user:alpha", "1")
+    child = spawn(["-s", srv.unix_socket], history)
+    child.sendline("auth pw")
+    child.expect_exact("OK")
+    child.sendline("help get")
+    child.expect_exact("summary:")
+    child.send("set k v ")
+    child.expect_exact("[NX|XX]")
+    child.sendcontrol("u")
+    child.send("hge\t")
+    child.expect_exact("HGET")
+    child.sendcontrol("u")
+    child.send("get user:al\t")
+    child.expect_exact("pha")  # the scan logs in as the typed AUTH did
+    child.sendline("")
+    child.expect_exact('"1"')
+    assert finish(child) == 0
+
+
+def test_help_hints_and_completion_without_a_server(srv: Server, history: Path) -> None:
+    """The command table last used is kept in the cache directory."""
+    child = spawn(["-s", srv.unix_socket], history)
+    child.sendline("ping")  # the table is read once the first prompt is drawn
+    child.expect_exact("PONG")
+    assert finish(child) == 0
+    child = spawn(["-p", str(free_port())], history)
+    child.expect_exact("not connected>")
+    child.sendline("help get")
+    child.expect_exact("summary:")
+    child.expect_exact("not connected>")
+    child.send("set k v ")
+    child.expect_exact("[NX|XX]")
+    child.sendcontrol("u")
+    child.send("hge\t")
+    child.expect_exact("HGET")
+    child.sendcontrol("u")
+    assert finish(child) == 0
+    kept = [path.name for path in (history.parent / "cache" / "shmcli").iterdir()]
+    assert len(kept) == 1 and kept[0].startswith(f"commands-{srv.flavour}-{srv.version}-")
+
+
+@pytest.mark.parametrize("tool", ["redis-cli", "shmcli"])
+def test_connect_to_a_port_out_of_range_stays_not_connected(srv: Server, history: Path,
+                                                            tool: str) -> None:
+    child = spawn(["-p", str(srv.port)], history, tool=REDIS_CLI if tool == "redis-cli"
+                  else SHMCLI)
+    child.expect_exact(f"127.0.0.1:{srv.port}>")
+    child.send("connect 127.0.0.1 99999\r")  # linenoise takes CR as Enter
+    child.expect_exact("Could not connect to Redis at 127.0.0.1:99999")
+    child.expect_exact("not connected>")
+    child.send("ping\r")
+    child.expect_exact("Could not connect to Redis at 127.0.0.1:99999")
+    child.expect_exact("not connected>")
+    child.send(f"connect 127.0.0.1 {srv.port}\r")
+    child.expect_exact(f"127.0.0.1:{srv.port}>")
+    child.send("ping\r")
+    child.expect_exact("PONG")
+    assert finish(child) == 0
+
+
+def test_client_reply_off_or_skip_is_refused_and_the_shell_goes_on(srv: Server,
+                                                                   history: Path) -> None:
+    """redis-cli waits for ever for the reply that never comes."""
+    child = spawn(["-s", srv.unix_socket], history)
+    for mode in ("off", "SKIP"):
+        child.sendline(f"client reply {mode}")
+        child.expect_exact("CLIENT REPLY OFF and SKIP are not supported")
+        child.sendline("ping")
+        child.expect_exact("PONG")
     assert finish(child) == 0
 
 

@@ -1,14 +1,19 @@
 """The line editor of the interactive shell, on prompt_toolkit.
 
 - completion on Tab: command names (upper-cased, as redis-cli), subcommands,
-  the keywords of the command's syntax, key names from the background scan,
-  and help topics (@groups) after "help";
+  the keywords of the command's syntax, key names that start with what was
+  typed (key_scanner.py; quoted when they need it), and help topics
+  (@groups) after "help"; it runs in a thread (ThreadedCompleter), so a
+  scan never blocks typing;
 - the greyed hint after the cursor (hints.py), off with ":set nohints";
 - highlighting: the command, keys (where the syntax says "key"), keywords,
-  quoted strings and numbers;
+  quoted strings (spaces included, as redis-cli splits the line) and numbers;
 - a right prompt with the transport and the last command's round trip (a
   bottom toolbar needs cursor-position reports, which not every terminal or
   test harness answers);
+- an accepted line is drawn one last time as it was typed: no hint (as
+  redis-cli erases it on Enter) and no right prompt (whose round trip would
+  be the previous command's);
 - history from redis-cli's file, with Ctrl-R search (prompt_toolkit's own).
 """
 
@@ -17,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from prompt_toolkit import PromptSession
-from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.application.current import get_app
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion, ThreadedCompleter
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.history import InMemoryHistory
@@ -30,6 +36,7 @@ from prompt_toolkit.lexers import Lexer
 from prompt_toolkit.styles import Style
 
 from ..command_table import CommandTable
+from ..splitargs import split_args
 from .hints import hint_for, keyword_tokens
 from .key_scanner import KeyScanner
 from .loop import CommandLoop
@@ -46,7 +53,68 @@ STYLE = Style.from_dict({
 })
 
 
+def word_spans(line: str) -> list[tuple[int, int]]:
+    """(start, end) of each argument of a line, as redis-cli splits it: a
+    quoted argument is one, spaces included; an unclosed quote runs to the
+    end of the line."""
+    spans: list[tuple[int, int]] = []
+    i, n = 0, len(line)
+    while i < n:
+        if line[i].isspace():
+            i += 1
+            continue
+        start, quote = i, line[i] if line[i] in "\"'" else ""
+        i += 1
+        while quote and i < n:
+            char = line[i]
+            if char == "\\" and i + 1 < n and (quote == '"' or line[i + 1] == "'"):
+                i += 2
+                continue
+            i += 1
+            if char == quote:
+                break
+        while i < n and not line[i].isspace():
+            i += 1
+        spans.append((start, i))
+    return spans
+
+
+def typed_key(word: str) -> bytes:
+    """The key a word being typed stands for: a quoted word unquoted as
+    redis-cli would (its closing quote may be missing yet)."""
+    raw = word.encode(errors="surrogateescape")
+    if word[:1] in ("'", '"'):
+        for attempt in (raw, raw + word[:1].encode()):
+            argv = split_args(attempt)
+            if argv is not None and len(argv) == 1:
+                return argv[0]
+    return raw
+
+
+_REPR_ESCAPES = {ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n", ord("\r"): "\\r",
+                 ord("\t"): "\\t", 7: "\\a", 8: "\\b"}
+
+
+def key_completion(key: bytes, current: str) -> Completion:
+    """The completion that inserts a key: as it is, or quoted with
+    redis-cli's escapes when it has spaces, quotes or unprintable bytes."""
+    try:
+        text = key.decode()
+    except UnicodeDecodeError:
+        text = None
+    display = key.decode(errors="replace")
+    if text is None or not text or not text.isprintable() \
+            or any(char in text for char in " \"'\\"):
+        text = '"' + "".join(_REPR_ESCAPES.get(byte) or (chr(byte) if 32 <= byte < 127
+                                                         else f"\\x{byte:02x}")
+                             for byte in key) + '"'
+    return Completion(text, start_position=-len(current), display=display)
+
+
 class RedisCompleter(Completer):
+    """Runs in a thread (ThreadedCompleter): it reads the command table as
+    it is (no server round trip) and waits for the key scan it needs."""
+
     def __init__(self, table: Callable[[], CommandTable], keys: KeyScanner | None) -> None:
         self.table = table
         self.keys = keys
@@ -54,12 +122,23 @@ class RedisCompleter(Completer):
     def get_completions(self, document: Document,
                         complete_event: CompleteEvent) -> Iterable[Completion]:
         text = document.text_before_cursor
-        words = text.split()
-        current = "" if not words or text[-1:].isspace() else words[-1]
+        spans = word_spans(text)
+        words = [text[a:b] for a, b in spans]
+        # the word under the cursor ("" after a space; an open quote goes on)
+        current = words[-1] if spans and spans[-1][1] == len(text) else ""
         done = words if not current else words[:-1]
         table = self.table()
         for word in self._candidates(table, done, current):
             yield Completion(word, start_position=-len(current))
+        if self.keys is not None and current and done \
+                and done[0].lower() not in ("help", "?"):
+            prefix = typed_key(current)
+            keys = self.keys.keys(prefix)
+            if prefix in keys:  # the exact key first
+                keys.remove(prefix)
+                keys.insert(0, prefix)
+            for key in keys:
+                yield key_completion(key, current)
 
     def _candidates(self, table: CommandTable, done: list[str], current: str) -> list[str]:
         prefix = current.upper()
@@ -75,8 +154,6 @@ class RedisCompleter(Completer):
         doc = table.longest_match(done)
         if doc is not None:
             found += [k for k in keyword_tokens(doc.params) if k.startswith(prefix)]
-        if self.keys is not None and current:
-            found += [k for k in self.keys.keys() if k.startswith(current)][:200]
         return found
 
 
@@ -91,19 +168,22 @@ class RedisLexer(Lexer):
         names = set(table.command_names())
 
         def line(number: int) -> StyleAndTextTuples:
-            words = document.lines[number].split(" ")
-            doc = table.longest_match([w for w in words if w])
+            text = document.lines[number]
+            spans = word_spans(text)
+            doc = table.longest_match([text[a:b] for a, b in spans])
             # the syntax words that line up with the typed arguments: "key"...
             syntax = doc.params.replace("[", "").replace("]", "").split() if doc else []
             skip = len(doc.words) if doc else 1
             out: StyleAndTextTuples = []
-            typed = 0
-            for index, word in enumerate(words):
-                if index:
-                    out.append(("", " "))
-                role = syntax[typed - skip] if 0 <= typed - skip < len(syntax) else ""
-                out.append((self._style(word, typed, names, role), word))
-                typed += 1 if word else 0
+            end = 0
+            for index, (a, b) in enumerate(spans):
+                if a > end:
+                    out.append(("", text[end:a]))
+                role = syntax[index - skip] if 0 <= index - skip < len(syntax) else ""
+                out.append((self._style(text[a:b], index, names, role), text[a:b]))
+                end = b
+            if end < len(text):
+                out.append(("", text[end:]))
             return out
         return line
 
@@ -133,8 +213,8 @@ class HintProcessor(Processor):
 
     def apply_transformation(self, ti: TransformationInput) -> Transformation:
         document = ti.document
-        if not self.loop.hints or not document.text or ti.lineno != document.line_count - 1 \
-                or not document.is_cursor_at_the_end:
+        if not self.loop.hints or get_app().is_done or not document.text \
+                or ti.lineno != document.line_count - 1 or not document.is_cursor_at_the_end:
             return Transformation(ti.fragments)
         hint = hint_for(self.table(), document.text)
         if not hint:
@@ -153,13 +233,16 @@ def make_session(loop: CommandLoop, history_entries: list[str],
 
     def status() -> str:
         conn = loop.conn
+        if get_app().is_done:  # the accepted line: its command has not run yet
+            return ""
         if conn is None or not conn.connected:
             return " not connected "
         rtt = "" if loop.last_rtt_us is None else f" · last {loop.last_rtt_us:,.0f} µs"
         return f" {conn.last_transport if loop.last_rtt_us else conn.transport}{rtt} "
 
     session: PromptSession[str] = PromptSession(
-        history=history, completer=RedisCompleter(table, keys), lexer=RedisLexer(table),
+        history=history, completer=ThreadedCompleter(RedisCompleter(loop.docs.peek, keys)),
+        lexer=RedisLexer(table),
         complete_while_typing=False, input_processors=[HintProcessor(loop, table)],
         rprompt=status, style=STYLE, enable_history_search=False)
 

@@ -29,8 +29,13 @@ from ..cli_connect import Connector
 from ..command_mode import CommandRunner, ReplyPrinter
 from ..command_table import CommandTableCache
 from ..connection import Connection
+from ..resp import ProtocolError
 from ..splitargs import split_args
 from ..uri import atoi
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from ..options import Options
 
 LONG_MAX = 2**63 - 1
 CLEAR_SCREEN = b"\x1b[H\x1b[2J"
@@ -94,6 +99,13 @@ def typed_login(argv: list[bytes]) -> tuple[str | None, str] | None:
             if word.lower() == "auth" and i + 2 < len(words):
                 return words[i + 1], words[i + 2]
     return None
+
+
+def silences_replies(argv: list[bytes]) -> bool:
+    """CLIENT REPLY OFF or SKIP: the server would answer nothing (redis-cli
+    then waits for ever), and the connection refuses to send it."""
+    return (len(argv) >= 3 and argv[0].lower() == b"client" and argv[1].lower() == b"reply"
+            and argv[2].lower() in (b"off", b"skip"))
 
 
 def typed_name(argv: list[bytes]) -> bytes | None:
@@ -177,7 +189,14 @@ class CommandLoop:
         elif name == b"clear" and len(argv) == 1:
             self.printer.write(CLEAR_SCREEN)
         else:
-            self.command(argv[1:] if repeat else argv, repeat or 1)
+            command = argv[1:] if repeat else argv
+            if command[0].lower() in (b"help", b"?"):
+                self.help(command[1:])  # once, connected or not, as redis-cli
+            elif silences_replies(command):
+                print("Error: CLIENT REPLY OFF and SKIP are not supported: shmcli would wait "
+                      "for replies that never come", file=sys.stderr)
+            else:
+                self.command(command, repeat or 1)
         return False
 
     def _remember(self, line: bytes, argv: list[bytes] | None) -> None:
@@ -215,10 +234,29 @@ class CommandLoop:
 
     def reconnect(self, host: str, port: bytes) -> None:
         opts = self.connector.opts
-        opts.host, opts.port = host, atoi(port.decode())
+        opts.host, opts.port = host, atoi(port.decode(errors="replace"))
         if self.conn is not None:
             self.conn.close()
-        self.conn = self.connector.connect()
+        self.conn = self.connect_to(self.connector)
+
+    def connect_to(self, connector: Connector, quiet: bool = False) -> Connection | None:
+        """connector.connect(), with a port no socket takes (connect
+        127.0.0.1 99999) reported as a server that cannot be reached."""
+        try:
+            return connector.connect(quiet=quiet)
+        except (OverflowError, ValueError) as exc:
+            if not quiet:
+                connector.report_unreachable(OSError(str(exc)))
+            return None
+
+    def help(self, topic: list[bytes]) -> None:
+        """help, from the server's COMMAND DOCS, or without a server from the
+        table used last (command_table.py)."""
+        from ..command_help import help_text  # here: only help needs it
+
+        conn = self.conn if self.conn is not None and self.conn.connected else None
+        words = [word.decode(errors="replace") for word in topic]
+        self.printer.write(help_text(self.docs.get(conn), words).encode())
 
     # ---- commands ----
 
@@ -242,12 +280,16 @@ class CommandLoop:
         except ConnectionError as exc:
             print(f"Error: {exc}", file=sys.stderr)
             self.conn.close()
+        except ValueError as exc:  # a request the connection refuses, a reply it cannot read
+            print(f"Error: {exc}", file=sys.stderr)
+            if isinstance(exc, ProtocolError):
+                self.conn.close()  # where the next reply starts is unknown
         else:
             self._track(argv)
         finally:
+            elapsed = time.monotonic() - start  # the command's time, not the pager's
             if paging:
                 show_paged(self.printer)
-        elapsed = time.monotonic() - start
         if runner.round_trip_ns is not None:
             self.last_rtt_us = runner.round_trip_ns / 1000
         if elapsed >= 0.5 and self.printer.mode == "tty":
@@ -259,6 +301,8 @@ class CommandLoop:
         conn = self.conn
         if conn is None:
             return
+        if argv[0].lower() in (b"auth", b"hello"):
+            self.docs.retry()  # a NOAUTH server may now give its command table
         login = typed_login(argv)
         if login is not None and conn.username == (login[0] or "default"):
             self.credentials.user, self.credentials.password = login
@@ -268,18 +312,24 @@ class CommandLoop:
         if argv[0].lower() == b"reset":
             self.credentials = Credentials()
 
-    def restore_session(self) -> Connection | None:
-        """Connect again with the state the last connection had."""
-        previous = self.conn
+    def session_options(self) -> Options:
+        """The options of a connection in the state the current one is in:
+        its db, protocol, and the user a typed AUTH or HELLO logged in as."""
         opts = self.connector.opts
-        if previous is None:
-            return self.connector.connect()
-        restored = opts.replace(
-            db=previous.db, warnings=[],
+        conn = self.conn
+        if conn is None:
+            return opts
+        return opts.replace(
+            db=conn.db, warnings=[],
             user=self.credentials.user if self.credentials.password else opts.user,
             password=self.credentials.password or opts.password,
-            resp3=1 if previous.protocol == 3 else 0, resp2=previous.protocol == 2)
-        conn = Connector(restored).connect()
+            resp3=1 if conn.protocol == 3 else 0, resp2=conn.protocol == 2)
+
+    def restore_session(self) -> Connection | None:
+        """Connect again with the state the last connection had."""
+        if self.conn is None:
+            return self.connect_to(self.connector)
+        conn = self.connect_to(Connector(self.session_options()))
         if conn is not None and self.credentials.name is not None:
             conn.execute("CLIENT", "SETNAME", self.credentials.name)
         return conn

@@ -20,7 +20,6 @@ from collections.abc import Callable
 
 from ..cli_connect import Connector
 from ..command_mode import ReplyPrinter
-from ..connection import Connection
 from .history import History, dotfile_path, history_path
 from .loop import CommandLoop
 
@@ -28,7 +27,8 @@ PLAIN_TERMINALS = ("dumb", "cons25", "emacs")
 
 
 def run_shell(connector: Connector, printer: ReplyPrinter, interval: float) -> int:
-    loop = CommandLoop(connector, printer, interval, connector.connect())
+    loop = CommandLoop(connector, printer, interval, None)
+    loop.conn = loop.connect_to(connector)
     prompted = "FAKETTY_WITH_PROMPT" in os.environ
     if not sys.stdin.isatty() and not prompted:
         return loop.run(stdin_lines(prompt=False))
@@ -38,7 +38,7 @@ def run_shell(connector: Connector, printer: ReplyPrinter, interval: float) -> i
     loop.load_preferences(dotfile_path("REDISCLI_RCFILE", ".redisclirc"))
     if prompted or os.environ.get("TERM", "").lower() in PLAIN_TERMINALS:
         return loop.run(stdin_lines(prompt=True))
-    return loop.run(editor_lines(loop, history, connector))
+    return loop.run(editor_lines(loop, history))
 
 
 def stdin_lines(prompt: bool) -> Callable[[str], bytes | None]:
@@ -53,20 +53,14 @@ def stdin_lines(prompt: bool) -> Callable[[str], bytes | None]:
     return read
 
 
-def editor_lines(loop: CommandLoop, history: History,
-                 connector: Connector) -> Callable[[str], bytes | None]:
+def editor_lines(loop: CommandLoop, history: History) -> Callable[[str], bytes | None]:
     # Imported here, not at the top: prompt_toolkit (about 90 ms to import)
     # and the scanner's thread are for a terminal only.
     from .editor import make_session
     from .key_scanner import KeyScanner
 
-    def scanner_connection() -> Connection | None:
-        conn = loop.conn
-        db = conn.db if conn is not None else connector.opts.db
-        opts = connector.opts.replace(db=db, shm="off", warnings=[])
-        return Connector(opts).connect(quiet=True)
-
-    session = make_session(loop, history.entries, KeyScanner(scanner_connection))
+    # The scanner connects as the shell is now: its db, and a typed AUTH's user.
+    session = make_session(loop, history.entries, KeyScanner(loop.session_options))
     pasted: deque[str] = deque()
 
     def read(prompt: str) -> bytes | None:
