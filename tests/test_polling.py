@@ -86,6 +86,17 @@ def steady(conn: Connection, period: float, count: int) -> None:
         assert conn.execute("PING") == Status(b"PONG")
 
 
+def steady_until_polled(srv: Server, conn: Connection, period: float, count: int) -> None:
+    """steady(), again (up to five times) until the server has caught a
+    request in a window: a busy machine can make one stretch too irregular
+    to count as a rhythm."""
+    for _ in range(5):
+        steady(conn, period, count)
+        if counters(srv)["poll_hits"] > 0:
+            return
+    raise AssertionError(f"no request was caught by a window: {counters(srv)}")
+
+
 def timerfd_armed(srv: Server) -> bool | None:
     """Whether the server has a timerfd armed (its fdinfo's it_value is not
     zero); None when it has none."""
@@ -185,7 +196,7 @@ def test_hybrid_polling_follows_a_steady_rhythm(make_server: Callable[..., Serve
     started = time.monotonic()
     srv = make_server(flavour, mode, config={"shm.poll-budget": str(budget)})
     with apart(srv), srv.connect(shm="require") as conn:
-        steady(conn, 0.002, 600)
+        steady_until_polled(srv, conn, 0.002, 400)
     seen = counters(srv)
     elapsed = time.monotonic() - started
     assert seen["poll_windows"] > 0 and seen["poll_hits"] > 0 and seen["poll_ns"] > 0, seen
@@ -241,11 +252,10 @@ def test_idle_costs_nothing(make_server: Callable[..., Server], flavour: str, mo
     assert counters(srv) == dict.fromkeys(FIELDS, 0)  # no session yet
     assert timerfd_armed(srv) is False
     with apart(srv), srv.connect(shm="require") as conn:
-        steady(conn, 0.002, 300)
+        steady_until_polled(srv, conn, 0.002, 300)
         # the rhythm stops; at most one window (the next expected request's) follows
         time.sleep(0.3)
         before = counters(srv)
-        assert before["poll_windows"] > 0, before  # it did poll while requests came
         time.sleep(1.0)
         assert counters(srv) == before  # an idle session: nothing polled
         assert timerfd_armed(srv) is False
