@@ -120,18 +120,42 @@ def test_server_gone_mid_stream_reconnects_per_command(make_server) -> None:
     assert ours.stdout == b"PONG\n" and ours.stderr.count(b"Could not connect") == 2
 
 
-def test_help_matches_redis_cli_apart_from_the_version_line(make_server) -> None:
+def test_help_matches_redis_cli_apart_from_the_version_line(make_server, tmp_path) -> None:
     """help, help <command>, help <command> <subcommand>, help @group, ? and an
     unknown topic, from the server's COMMAND DOCS (module commands included)."""
     srv = make_server("redis")
+    env = {"XDG_CACHE_HOME": str(tmp_path)}  # no table kept by another test
     lines = (b"help set\nhelp @hyperloglog\nhelp config\nhelp CONFIG get\nhelp nosuch\n"
              b"? get\nhelp @string\nhelp\n")
     theirs = run_tool(REDIS_CLI, ["-s", srv.unix_socket], lines)
-    ours = run_tool(SHMCLI, ["-s", srv.unix_socket], lines)
+    ours = run_tool(SHMCLI, ["-s", srv.unix_socket], lines, env)
     assert ours.stdout.replace(b"shmcli 0.1.0\n", b"redis-cli 7.0.15\n") == theirs.stdout
     assert b"\x1b[1mSET\x1b[0m" in ours.stdout
     # A module command without docs: redis-cli prints "(null)" as its summary.
-    module = run_tool(SHMCLI, ["-s", srv.unix_socket], b"help shm.handshake\n").stdout
+    module = run_tool(SHMCLI, ["-s", srv.unix_socket], b"help shm.handshake\n", env).stdout
     assert b"\x1b[1mSHM.HANDSHAKE\x1b[0m" in module and b"(null)" not in module
-    one_shot = run_tool(SHMCLI, ["-s", srv.unix_socket, "help", "get"])
+    one_shot = run_tool(SHMCLI, ["-s", srv.unix_socket, "help", "get"], env=env)
     assert one_shot.stdout == run_tool(REDIS_CLI, ["-s", srv.unix_socket, "help", "get"]).stdout
+    # in a transaction, help is still answered (COMMAND DOCS is not queued)
+    queued = run_tool(SHMCLI, ["-s", srv.unix_socket], b"multi\nhelp get\ndiscard\n", env)
+    assert queued.stdout.startswith(b"OK\n\r\n  \x1b[1mGET\x1b[0m")
+
+
+def test_help_without_a_server_uses_the_table_kept_from_the_last_one(make_server,
+                                                                    tmp_path) -> None:
+    """redis-cli has a table built in; shmcli keeps the COMMAND DOCS of the
+    servers it saw in its cache directory, and uses the last one."""
+    srv = make_server("redis")
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    run_tool(SHMCLI, ["-s", srv.unix_socket], b"help get\n", env)  # reads and keeps the table
+    assert [path.name.startswith("commands-redis-") for path in (tmp_path / "shmcli").iterdir()] \
+        == [True]
+    port = str(free_port())
+    lines = (b"help get\nhelp set\nhelp @hyperloglog\nhelp config get\nhelp @string\n"
+             b"help nosuch\n3 help echo\nhelp\n")
+    theirs = run_tool(REDIS_CLI, ["-p", port], lines)
+    ours = run_tool(SHMCLI, ["-p", port], lines, env)
+    assert (ours.stderr, ours.returncode) == (theirs.stderr, theirs.returncode)
+    if srv.version == "7.0.15":  # the version whose table redis-cli 7.0.15 has built in
+        assert ours.stdout.replace(b"shmcli 0.1.0\n", b"redis-cli 7.0.15\n") == theirs.stdout
+    assert b"\x1b[1mSET\x1b[0m" in ours.stdout and b"\x1b[1mPFADD\x1b[0m" in ours.stdout

@@ -417,6 +417,18 @@ def test_keys_strings_and_commands_are_highlighted(srv: Server, history: Path) -
         start = line.index(quoted)
         assert screen.colours(screen.row("mykey"), start, start + len(quoted)) == {"87af87"}
     child.sendcontrol("u")
+    child.send("help nosuch")  # a shell command is a command; an unknown one is red
+    line = screen.wait_for(lambda lines: any("help nosuch" in line for line in lines),
+                           "the typed line")[screen.row("help nosuch")]
+    start = line.index("help nosuch")
+    assert screen.colours(screen.row("help nosuch"), start, start + 4) == {"5fafff"}
+    child.sendcontrol("u")
+    child.send("nosuch")
+    line = screen.wait_for(lambda lines: any("> nosuch " in line + " " for line in lines),
+                           "the typed line")[screen.row("> nosuch")]
+    start = line.index("nosuch")
+    assert screen.colours(screen.row("> nosuch"), start, start + 6) == {"d75f5f"}
+    child.sendcontrol("u")
     assert finish(child) == 0
 
 

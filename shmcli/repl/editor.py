@@ -53,6 +53,10 @@ STYLE = Style.from_dict({
 })
 
 
+# answered by the shell itself (loop.py), highlighted as commands
+CLIENT_COMMANDS = ("HELP", "?", "QUIT", "EXIT", "CONNECT", "CLEAR", "RESTART")
+
+
 def word_spans(line: str) -> list[tuple[int, int]]:
     """(start, end) of each argument of a line, as redis-cli splits it: a
     quoted argument is one, spaces included; an unclosed quote runs to the
@@ -165,7 +169,8 @@ class RedisLexer(Lexer):
         if not document.text:  # the empty line of a new prompt: no table needed
             return lambda number: []
         table = self.table()
-        names = set(table.command_names())
+        # no table (no server seen yet): no command is marked unknown
+        names = {*table.command_names(), *CLIENT_COMMANDS} if table.docs else set()
 
         def line(number: int) -> StyleAndTextTuples:
             text = document.lines[number]
