@@ -58,9 +58,10 @@ class _Answer:
 
 class KeyScanner:
     """`options()` gives the connection to scan with (the shell's db and
-    login); a new connection is opened when it changes."""
+    login), None when the shell is not connected; a new connection is
+    opened when it changes."""
 
-    def __init__(self, options: Callable[[], Options]) -> None:
+    def __init__(self, options: Callable[[], Options | None]) -> None:
         self._options = options
         self._lock = threading.Condition()
         self._answers: dict[tuple[object, bytes], _Answer] = {}
@@ -75,6 +76,8 @@ class KeyScanner:
         from a scan started now and waited for up to `wait` seconds (what
         it found by then, when it takes longer)."""
         opts = self._options()
+        if opts is None:
+            return []
         target = (opts.host, opts.port, opts.socket, opts.db, opts.user, opts.password)
         deadline = time.monotonic() + wait
         with self._lock:

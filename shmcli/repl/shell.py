@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from ..cli_connect import Connector
 from ..command_mode import ReplyPrinter
+from ..options import Options
 from .history import History, dotfile_path, history_path
 from .loop import CommandLoop
 
@@ -59,8 +60,13 @@ def editor_lines(loop: CommandLoop, history: History) -> Callable[[str], bytes |
     from .editor import make_session
     from .key_scanner import KeyScanner
 
-    # The scanner connects as the shell is now: its db, and a typed AUTH's user.
-    session = make_session(loop, history.entries, KeyScanner(loop.session_options))
+    def scan_options() -> Options | None:
+        """The scanner connects as the shell is now (its db, a typed AUTH's
+        user), and not at all while the shell is not connected."""
+        conn = loop.conn
+        return loop.session_options() if conn is not None and conn.connected else None
+
+    session = make_session(loop, history.entries, KeyScanner(scan_options))
     pasted: deque[str] = deque()
 
     def read(prompt: str) -> bytes | None:
