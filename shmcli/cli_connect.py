@@ -7,15 +7,23 @@ open.  Whether that failure is fatal depends on the mode: a one-shot command
 and the stdin mode run anyway, the special modes and --eval exit 1.  A
 failure to connect prints "Could not connect to Redis at ...", unless the
 caller asked for quiet (the one-shot mode reports it later, once).
+
+The port is redis-cli's C int, which hiredis hands to getaddrinfo() as the
+text snprintf(buf, 6, "%d") makes of it: glibc reads "99999" as port 34463
+(the low 16 bits) and refuses "-5" ("Servname not supported for
+ai_socktype"), so this resolves the port the same way and reports the port
+the user typed, as redis-cli does, never a Python OverflowError.
 """
 
 from __future__ import annotations
 
+import socket
 import sys
 
 from .connection import Connection, ShmUnavailable
 from .options import Options
 from .resp import Error
+from .uri import c_int
 
 
 class FatalSetupError(Exception):
@@ -37,13 +45,14 @@ class Connector:
     @property
     def where(self) -> str:
         opts = self.opts
-        return opts.socket if opts.socket else f"{opts.host}:{opts.port}"
+        return opts.socket if opts.socket else f"{opts.host}:{c_int(opts.port)}"
 
     def connect(self, quiet: bool = False) -> Connection | None:
         """A connection, or None when the server cannot be reached."""
         opts = self.opts
         try:
-            return Connection(host=opts.host, port=opts.port, unix_socket=opts.socket,
+            port = 0 if opts.socket else tcp_port(opts.port)
+            return Connection(host=opts.host, port=port, unix_socket=opts.socket,
                               db=opts.db, username=opts.user, password=opts.password,
                               protocol=self.protocol, shm=opts.shm,
                               connect_timeout=opts.timeout,
@@ -72,3 +81,13 @@ class Connector:
             print(f"HELLO 3 failed: {err.message}", file=sys.stderr)
         else:
             print(f"{step} failed: {err.message}", file=sys.stderr)
+
+
+def tcp_port(port: int) -> int:
+    """The TCP port hiredis connects to for redis-cli's port number: its
+    decimal text, cut to 5 characters, resolved by getaddrinfo (a
+    socket.gaierror, with glibc's reason, when it is refused)."""
+    service = str(c_int(port))[:5]
+    if service.isdigit() and int(service) < 65536:
+        return int(service)  # the usual case needs no lookup
+    return socket.getaddrinfo(None, service, type=socket.SOCK_STREAM)[0][4][1]

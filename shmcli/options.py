@@ -22,11 +22,12 @@ exceptions carry the text and exit code redis-cli would produce.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 
 from .splitargs import unquote
-from .uri import UriError, atoi, parse_uri
+from .uri import UriError, atoi, int_atoi, parse_uri
 
 __all__ = ["OptionError", "Options", "ShowAndExit", "parse_options"]
 
@@ -40,6 +41,8 @@ class OptionError(Exception):
 class ShowAndExit(Exception):
     """Print this text on stdout and exit 0 (--help, --version)."""
 
+
+MAX_TIMEOUT = 1e9  # seconds; beyond, a socket timeout overflows: no bound at all
 
 # Modes redis-cli has that shmcli does not implement (a clear error, exit 1).
 UNSUPPORTED = ("--lru-test", "--replica", "--slave", "--rdb", "--functions-rdb", "--hotkeys",
@@ -175,9 +178,31 @@ def _memkeys_samples(opts: Options, text: str) -> None:
     opts.memkeys, opts.memkeys_samples = True, atoi(text)
 
 
-def _seconds(text: str) -> float | None:
-    value = atof(text)
-    return value if value > 0 else None
+def _connect_timeout(text: str) -> float | None:
+    """-t as redis-cli 7.4 reads it (strtod over the whole argument): a
+    negative, NaN or malformed value is an error; 0, or more than a socket
+    timeout can hold, waits as long as connect() does."""
+    number = text.lstrip()
+    seconds = 0.0
+    if text:  # strtod("") reads nothing and stops at the end: 0
+        try:
+            if number != number.rstrip() or "_" in number:
+                raise ValueError
+            seconds = float(number)
+        except ValueError:
+            seconds = math.nan
+    if math.isnan(seconds) or seconds < 0:
+        raise OptionError("Invalid connection timeout for -t.")
+    return seconds if 0 < seconds <= MAX_TIMEOUT else None
+
+
+def _interval(text: str) -> float:
+    """-i in seconds, as redis-cli's sleeps come out: atof * 10^6 into a
+    long (NaN, infinities and overflows become LONG_MIN), then usleep()'s
+    32-bit unsigned microseconds (so -1 sleeps 4293.97 s and NaN not at all)."""
+    micros = atof(text) * 1_000_000
+    whole = int(micros) if math.isfinite(micros) and abs(micros) < 2.0**63 else -(1 << 63)
+    return (whole % (1 << 32)) / 1_000_000
 
 
 # Options without a value: flag -> action.
@@ -213,16 +238,16 @@ FLAGS: dict[str, Callable[[Options], None]] = {
 # Options that take the next argument: flag -> action(opts, value).
 VALUED: dict[str, Callable[[Options, str], None]] = {
     "-h": _store("host"),
-    "-p": _store("port", atoi),
+    "-p": _store("port", int_atoi),
     "-s": _store("socket"),
     "-a": _store("password"),
     "--pass": _store("password"),
     "--user": _store("user"),
     "-u": _apply_uri,
-    "-n": _store("db", atoi),
-    "-t": _store("timeout", _seconds),
+    "-n": _store("db", int_atoi),
+    "-t": _store("timeout", _connect_timeout),
     "-r": _store("repeat", atoi),
-    "-i": _store("interval", atof),
+    "-i": _store("interval", _interval),
     "-X": _store("stdin_tag", os.fsencode),
     "-d": _store("delimiter", os.fsencode),
     "-D": _store("reply_delimiter", os.fsencode),
@@ -232,7 +257,7 @@ VALUED: dict[str, Callable[[Options, str], None]] = {
     "--quoted-pattern": _quoted_pattern,
     "--count": _store("count", atoi),
     "--intrinsic-latency": _store("intrinsic_latency", atoi),
-    "--pipe-timeout": _store("pipe_timeout", atoi),
+    "--pipe-timeout": _store("pipe_timeout", int_atoi),
     "--memkeys-samples": _memkeys_samples,
     "--shm": _shm_mode,
 }

@@ -153,7 +153,8 @@ class PipeRun:
             if sock is None:
                 raise ConnectionError("not connected")
             old_timeout = sock.gettimeout()
-            sock.settimeout(self.timeout_s or None)  # bounds the routed commands' waits
+            # bounds the routed commands' waits (0 or less: none, as redis-cli)
+            sock.settimeout(self.timeout_s if self.timeout_s > 0 else None)
             try:
                 if shm is None:
                     self._stream(sock, b"")

@@ -58,6 +58,18 @@ def atoi(text: str) -> int:
         return 0
 
 
+def c_int(value: int) -> int:
+    """`value` as C's atoi leaves it: strtol's clamp to a 64-bit long, then
+    the low 32 bits of an int (redis-cli reads `-p 4294967296` as port 0)."""
+    value = max(-(1 << 63), min((1 << 63) - 1, value))
+    return (value + (1 << 31)) % (1 << 32) - (1 << 31)
+
+
+def int_atoi(text: str) -> int:
+    """redis-cli's atoi into an int field (port, db, timeouts)."""
+    return c_int(atoi(text))
+
+
 def parse_uri(uri: str) -> RedisUri:
     if uri.startswith("rediss://"):
         raise UriError("rediss:// (TLS) is not supported by shmcli")
@@ -80,7 +92,7 @@ def parse_uri(uri: str) -> RedisUri:
     if host:
         result.host = host.strip("[]")
     if port:
-        result.port = atoi(port)
+        result.port = int_atoi(port)
     if path:
-        result.db = atoi(path)
+        result.db = int_atoi(path)
     return result

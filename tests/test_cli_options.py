@@ -51,6 +51,54 @@ def test_warnings_and_unreachable_servers_match_redis_cli() -> None:
     assert not differ, "\n".join(differ)
 
 
+# Ports redis-cli keeps in a C int and hiredis resolves with getaddrinfo():
+# 99999 is port 34463 to glibc (nothing is there to answer), -5 is refused
+# with glibc's reason, 2^32 wraps to 0; the message names the typed port.
+PORT_CASES = [
+    ["-p", "99999", "PING"], ["-p", "-5", "PING"], ["-p", "65536", "PING"],
+    ["-p", "100000", "PING"], ["-p", "-100000", "PING"], ["-p", "4294967296", "PING"],
+    ["-p", "99999999999999999999", "PING"], ["-h", "localhost", "-p", "99999", "PING"],
+    ["-u", "redis://127.0.0.1:99999", "PING"], ["-u", "redis://127.0.0.1:-5/3", "PING"],
+    ["-u", "redis://127.0.0.1:4294967296", "PING"],
+    ["-p", "99999", "--stat"], ["-p", "-5", "--scan"], ["-p", "99999", "--bigkeys"],
+    ["-p", "-5", "--latency"], ["-p", "99999", "--latency-dist"], ["-p", "-5", "--pipe"],
+    ["-p", "99999", "--eval", "/dev/null"], ["-p", "-5", "-r", "2", "PING"],
+]
+
+
+def test_out_of_range_ports_match_redis_cli() -> None:
+    cases = [Case(argv) for argv in PORT_CASES]
+    cases += [Case(["-p", "99999"], b"PING\n"), Case(["-p", "-5"], b"PING\nPING\n")]
+    differ = differences(cases)
+    assert not differ, "\n".join(differ)
+
+
+def test_out_of_range_numbers_are_no_tracebacks(make_server) -> None:
+    """-i and --pipe-timeout beyond what a sleep or a socket timeout holds
+    behave as redis-cli's C types make them (-i NaN sleeps 0)."""
+    srv = make_server("redis")
+    cases = [Case(["-r", "2", "-i", "1e400", "PING"]), Case(["-r", "2", "-i", "nan", "PING"]),
+             Case(["-r", "2", "-i", "-inf", "PING"]), Case(["-n", "4294967296", "PING"]),
+             Case(["--pipe-timeout", "99999999999999", "--pipe"], b"PING\r\n"),
+             Case(["--pipe-timeout", "-1", "--pipe"], b"PING\r\n")]
+    differ = differences(cases, target=["-s", srv.unix_socket])
+    assert not differ, "\n".join(differ)
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "nan", "1 ", " "])
+def test_t_refuses_what_redis_cli_7_4_refuses(value: str) -> None:
+    ours = run_tool(SHMCLI, ["-t", value, *CLOSED, "PING"])
+    assert (ours.stdout, ours.stderr, ours.returncode) == \
+        (b"", b"Invalid connection timeout for -t.\n", 1)
+
+
+@pytest.mark.parametrize("value", ["1e400", "inf", "0", ""])
+def test_t_without_a_bound_waits_as_connect_does(make_server, value: str) -> None:
+    srv = make_server("redis")
+    ours = run_tool(SHMCLI, ["-t", value, "-s", srv.unix_socket, "PING"])
+    assert (ours.stdout, ours.stderr, ours.returncode) == (b"PONG\n", b"", 0)
+
+
 def test_uri_then_flags_override_in_order(make_server) -> None:
     """-u fills host and port where it stands: a later -p wins, an earlier one loses."""
     srv = make_server("redis")
