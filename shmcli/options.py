@@ -44,9 +44,19 @@ class ShowAndExit(Exception):
 
 MAX_TIMEOUT = 1e9  # seconds; beyond, a socket timeout overflows: no bound at all
 
-# Modes redis-cli has that shmcli does not implement (a clear error, exit 1).
+# Modes redis-cli has that shmcli does not implement (a clear error, exit 1),
+# and --cluster's modifiers, which say so too (redis-cli takes them alone).
+CLUSTER_FLAGS = ("--cluster-yes", "--cluster-only-masters", "--cluster-only-replicas",
+                 "--cluster-from-askpass", "--cluster-simulate", "--cluster-replace",
+                 "--cluster-copy", "--cluster-slave", "--cluster-use-empty-masters",
+                 "--cluster-search-multiple-owners", "--cluster-fix-with-unreachable-masters")
+CLUSTER_VALUED = ("--cluster-replicas", "--cluster-master-id", "--cluster-from",
+                  "--cluster-to", "--cluster-from-user", "--cluster-from-pass",
+                  "--cluster-slots", "--cluster-timeout", "--cluster-pipeline",
+                  "--cluster-threshold", "--cluster-weight")
 UNSUPPORTED = ("--lru-test", "--replica", "--slave", "--rdb", "--functions-rdb", "--hotkeys",
-               "--ldb", "--ldb-sync-mode", "--cluster", "--tls")
+               "--ldb", "--ldb-sync-mode", "--cluster", "--tls", *CLUSTER_FLAGS,
+               *CLUSTER_VALUED)
 
 
 class Options:
@@ -261,7 +271,7 @@ VALUED: dict[str, Callable[[Options, str], None]] = {
     "--memkeys-samples": _memkeys_samples,
     "--shm": _shm_mode,
 }
-UNSUPPORTED_VALUED = ("--lru-test", "--rdb", "--functions-rdb", "--cluster")
+UNSUPPORTED_VALUED = ("--lru-test", "--rdb", "--functions-rdb", "--cluster", *CLUSTER_VALUED)
 
 
 def parse_options(argv: Sequence[str], usage: Callable[[], str],

@@ -129,10 +129,12 @@ def test_version(flag: str) -> None:
     assert ours.stdout.startswith(b"shmcli 0.") and b"redis-cli 7.0.15 compatible" in ours.stdout
 
 
-@pytest.mark.parametrize("flag", ["--replica", "--hotkeys", "--lru-test"])
+@pytest.mark.parametrize("flag", ["--replica", "--hotkeys", "--lru-test", "--cluster",
+                                  "--cluster-yes", "--cluster-replicas", "--cluster-copy"])
 def test_unsupported_modes_say_so(flag: str) -> None:
-    argv = [flag, "10"] if flag == "--lru-test" else [flag]
-    ours = run_tool(SHMCLI, [*CLOSED, *argv])
+    valued = ("--lru-test", "--cluster", "--cluster-replicas")
+    argv = [flag, "10"] if flag in valued else [flag]
+    ours = run_tool(SHMCLI, [*CLOSED, *argv, "PING"])
     assert ours.returncode == 1
     assert ours.stderr == f"shmcli: {flag} is not supported (see docs/compatibility.md)\n".encode()
 
