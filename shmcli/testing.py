@@ -162,6 +162,7 @@ class Server:
         self.name = name or f"{self.key}-{exec_mode}"
         self.exec_mode = exec_mode
         self.binary = binary
+        self.module_args: list[str] = []  # after the module's path on --loadmodule
         self.dir = Path(tempfile.mkdtemp(prefix=f"shmcli-{self.flavour}-"))
         self.port = free_port()
         self.unix_socket = str(self.dir / "redis.sock")
@@ -189,7 +190,8 @@ class Server:
     def argv(self) -> list[str]:
         argv = [self.binary]
         if self.load_module:
-            argv += ["--loadmodule", os.environ.get("SHMCLI_TEST_MODULE") or module_path()]
+            argv += ["--loadmodule", os.environ.get("SHMCLI_TEST_MODULE") or module_path(),
+                     *self.module_args]
         for key, value in self.config.items():
             argv += [f"--{key}", value]
         return argv

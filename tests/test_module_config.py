@@ -31,13 +31,43 @@ DEFAULTS = {"max-sessions": "64", "ring-size": str(MB), "input-limit": str(64 * 
             "main-poll-us": "20", "poll-budget": "0", "socket-perm": ""}
 
 
-def shm_configs(conn: Connection) -> dict[str, str]:
-    reply = conn.execute("CONFIG", "GET", "shm.*")
+# Immutable, so hidden from CONFIG GET <pattern>: asked for by name.
+HIDDEN = ("socket-path", "socket-perm", "exec-mode")
+
+
+def config_get(conn: Connection, pattern: str) -> dict[str, str]:
+    reply = conn.execute("CONFIG", "GET", pattern)
     assert isinstance(reply, Array), reply
     items = [item.data.decode() for item in reply.items if isinstance(item, Bulk)]
     assert len(items) == len(reply.items)
-    pairs = zip(items[::2], items[1::2], strict=True)
-    return {key.removeprefix("shm."): value for key, value in pairs}
+    return dict(zip(items[::2], items[1::2], strict=True))
+
+
+def shm_configs(conn: Connection) -> dict[str, str]:
+    found = config_get(conn, "shm.*")
+    assert not any(key.removeprefix("shm.") in HIDDEN for key in found)
+    for name in HIDDEN:
+        found.update(config_get(conn, f"shm.{name}"))
+    return {key.removeprefix("shm."): value for key, value in found.items()}
+
+
+def test_every_listed_config_can_be_set_back(make_server) -> None:
+    """What CONFIG GET * lists, CONFIG SET takes back (Redis's own CONFIG
+    sanity test does this with the module loaded)."""
+    srv = make_server("redis", "main-thread")
+    with srv.admin() as admin:
+        listed = {k: v for k, v in config_get(admin, "*").items() if k.startswith("shm.")}
+        assert listed and not any(k.removeprefix("shm.") in HIDDEN for k in listed)
+        for name, value in listed.items():
+            assert admin.execute("CONFIG", "SET", name, value) == Status(b"OK"), name
+
+
+def test_loadmodule_arguments_are_refused_clearly(make_server) -> None:
+    srv = make_server("redis", "main-thread", start=False)
+    srv.module_args = ["exec-mode", "fast-path"]
+    with pytest.raises(RuntimeError, match="exited at start"):
+        srv.start()
+    assert "takes no loadmodule arguments" in srv.log()
 
 
 def handshake_ring(conn: Connection) -> int:

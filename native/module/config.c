@@ -112,11 +112,16 @@ int shm_config_register(RedisModuleCtx *ctx) {
                                      NULL, numbers[i].slot) != RM_OK)
             return RM_ERR;
     }
-    if (RM.RegisterStringConfig(ctx, "socket-path", "", RM_CONFIG_IMMUTABLE, get_string,
+    /* The immutable ones are hidden from CONFIG GET <pattern> (CONFIG GET
+       shm.exec-mode still answers): a tool that sets back everything CONFIG
+       GET * listed, as Redis's own "CONFIG sanity" test does, must not meet
+       settings no server of its knows cannot be set (docs/server-suite.md). */
+    const unsigned fixed = RM_CONFIG_IMMUTABLE | RM_CONFIG_HIDDEN;
+    if (RM.RegisterStringConfig(ctx, "socket-path", "", fixed, get_string,
                                 set_string, NULL, &socket_path_str) != RM_OK ||
-        RM.RegisterStringConfig(ctx, "socket-perm", "", RM_CONFIG_IMMUTABLE, get_string,
+        RM.RegisterStringConfig(ctx, "socket-perm", "", fixed, get_string,
                                 set_string, NULL, &socket_perm_str) != RM_OK ||
-        RM.RegisterEnumConfig(ctx, "exec-mode", SHM_EXEC_MAIN_THREAD, RM_CONFIG_IMMUTABLE,
+        RM.RegisterEnumConfig(ctx, "exec-mode", SHM_EXEC_MAIN_THREAD, fixed,
                               exec_mode_names, exec_mode_values, 2, get_exec_mode,
                               set_exec_mode, NULL, NULL) != RM_OK)
         return RM_ERR;

@@ -160,7 +160,6 @@ static int subscribe(RedisModuleCtx *ctx, uint64_t id, void (*cb)(RedisModuleCtx
 __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ctx,
                                                               RedisModuleString **argv, int argc) {
     (void)argv;
-    (void)argc;
     const char *missing = NULL;
     if (rm_api_init(ctx, MODULE_NAME, MODULE_VERSION, &missing) != RM_OK) {
         if (!missing) return RM_ERR; /* the name is taken: the server says so */
@@ -173,6 +172,15 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
             RM.Log(ctx, "warning", "%s", line);
         else
             fprintf(stderr, "%s\n", line);
+        return RM_ERR;
+    }
+    /* Settings are config lines (shm.exec-mode fast-path), never loadmodule
+       arguments: arguments ignored would leave the user believing them. */
+    if (argc > 0) {
+        RM.Log(ctx, "warning",
+               "shm: the module takes no loadmodule arguments; set shm.* configs instead "
+               "(e.g. a line 'shm.exec-mode fast-path' or --shm.exec-mode fast-path); "
+               "not loading");
         return RM_ERR;
     }
     /* Nothing of ours is in the keyspace: a replica may keep serving its old
