@@ -217,27 +217,23 @@ def test_budget_holds_against_many_steady_sessions(make_server: Callable[..., Se
     conns = [srv.connect(shm="require") for _ in range(8)]
     try:
         with apart(srv):
-            for _ in range(3):  # again if a busy machine made the rhythms too irregular
-                due = time.perf_counter()
-                for _ in range(1000):
-                    due += 0.001
-                    while (left := due - time.perf_counter()) > 0:
-                        if left > 0.0005:
-                            time.sleep(left - 0.0004)
-                    for conn in conns:
-                        assert conn.execute("PING") == Status(b"PONG")
-                polled = counters(srv)
-                if polled["poll_windows"] + polled["poll_over_budget"] > 0:
-                    break
+            due = time.perf_counter()
+            for _ in range(2000):
+                due += 0.001
+                while (left := due - time.perf_counter()) > 0:
+                    if left > 0.0005:
+                        time.sleep(left - 0.0004)
+                for conn in conns:
+                    assert conn.execute("PING") == Status(b"PONG")
     finally:
         for conn in conns:
             conn.close()
     seen = counters(srv)
     elapsed = time.monotonic() - started
     allowed = (elapsed * budget / 100 + CREDIT_SPAN * budget / 100) * 1e9
+    # Whatever a busy machine left of the rhythms, the polling stays within
+    # the budget; that polling happens at all is test_hybrid_polling_follows_a_steady_rhythm's.
     assert seen["poll_ns"] <= allowed, (seen, allowed)
-    if seen["poll_windows"] + seen["poll_over_budget"] == 0:
-        pytest.skip(f"the machine was too busy for any rhythm to count: {seen}")
 
 
 def test_budget_zero_polls_nothing(flavour: str, make_server: Callable[..., Server]) -> None:
