@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 from . import module_path
 from .cli_connect import Connector, FatalSetupError
+from .closed_stdout import ended_by_closed_stdout, keep_writing
 from .command_mode import CommandRunner, ErrorReplyExit, ReplyPrinter
 from .connection import Connection
 from .options import OptionError, Options, ShowAndExit, parse_options
@@ -41,15 +42,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(warning, file=sys.stderr)
         print(exc, file=sys.stderr)
         return 1
-    for warning in opts.warnings:
-        print(warning, file=sys.stderr)
     try:
-        return run(opts)
+        for warning in opts.warnings:
+            print(warning, file=sys.stderr)
+        code = run(opts)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe is a Python warning
+        return code
     except FatalSetupError as exc:
         print(exc, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130  # redis-cli dies of SIGINT in these modes; no traceback here
+    except BrokenPipeError as exc:  # stdout's reader went away: redis-cli dies of SIGPIPE
+        if ended_by_closed_stdout(exc):
+            return 0  # the shell's rule (keep_writing): nothing more to say
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
 
 
 def run(opts: Options) -> int:
@@ -86,6 +94,8 @@ def run(opts: Options) -> int:
             try:
                 return special(conn)
             except ConnectionError as exc:
+                if ended_by_closed_stdout(exc):
+                    return 0
                 print(f"Error: {exc}", file=sys.stderr)
                 return 1
     if opts.intrinsic_latency is not None:  # needs no server
@@ -93,6 +103,7 @@ def run(opts: Options) -> int:
         return run_intrinsic_latency(opts.intrinsic_latency)
     if not opts.command and opts.eval_file is None:
         from .repl.shell import run_shell
+        keep_writing()  # redis-cli's shell ignores SIGPIPE: output to a closed pipe is lost
         return run_shell(connector, printer, opts.interval)
     if opts.eval_file is not None:
         return eval_mode(opts, connector, printer)
@@ -211,6 +222,8 @@ def execute(conn: Connection, opts: Options, printer: ReplyPrinter, argv: list[b
         print(exc, file=sys.stderr)
         return 1
     except ConnectionError as exc:
+        if ended_by_closed_stdout(exc):
+            return 0
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 import time
 
+from .closed_stdout import stdout_closed
 from .connection import Connection
 from .output import forces_raw, format_push, format_reply
 from .resp import Error, Reply
@@ -66,8 +67,11 @@ class ReplyPrinter:
         if self.capture is not None:
             self.capture += data
             return
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+        try:
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader went away: as redis-cli (closed_stdout.py)
+            stdout_closed()
 
 
 class CommandRunner:

@@ -39,6 +39,7 @@ from typing import BinaryIO, NoReturn
 
 from ._channel import lib
 from .channel import ChannelClosed, ChannelError, PipeBuffer, ShmChannel
+from .closed_stdout import stdout_closed
 from .connection import _ROUTED, Connection
 from .resp import Array, Bulk, Error, Reply, parse_one
 
@@ -385,4 +386,7 @@ class PipeRun:
 
     @staticmethod
     def _say(line: str) -> None:
-        print(line, flush=True)
+        try:
+            print(line, flush=True)
+        except BrokenPipeError:  # stdout's reader went away: as redis-cli (closed_stdout.py)
+            stdout_closed()

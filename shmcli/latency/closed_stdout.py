@@ -1,43 +1,19 @@
-"""A reader that goes away (`shmcli --latency-history | head`) ends the run
-quietly.
+"""rich and a reader that goes away (`shmcli --latency-dist | head`).
 
-redis-cli is killed by SIGPIPE there: no message, status 141 as the shell
-sees it.  Python turns the signal into BrokenPipeError on the next write;
-this stops the mode with the same status and without a traceback or the
-interpreter's "Exception ignored" note when it flushes stdout at exit.
-rich's Console would exit with status 1 on its own; guard_console() makes
-it hand the error to the same guard instead.
+A closed stdout ends every mode as redis-cli's SIGPIPE ends it
+(shmcli/closed_stdout.py, through cli.py).  rich's Console would instead
+print nothing more and exit with status 1 on its own; guard_console() makes
+it raise the BrokenPipeError, which takes the common way.
 """
 
 from __future__ import annotations
 
-import functools
-import os
-import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, ParamSpec
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["SIGPIPE_STATUS", "guard_console", "quiet_on_closed_stdout"]
-
-SIGPIPE_STATUS = 128 + 13
-P = ParamSpec("P")
-
-
-def quiet_on_closed_stdout(run: Callable[P, int]) -> Callable[P, int]:
-    @functools.wraps(run)
-    def guarded(*args: P.args, **kwargs: P.kwargs) -> int:
-        try:
-            return run(*args, **kwargs)
-        except BrokenPipeError:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-            return SIGPIPE_STATUS
-    return guarded
-
+__all__ = ["guard_console"]
 
 
 def guard_console(console: Console) -> Console:
