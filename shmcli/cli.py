@@ -85,7 +85,7 @@ def run(opts: Options) -> int:
     if opts.latency_compare:  # ours: opens its own connections, one per transport
         from .latency import run_latency_compare
         return run_latency_compare(opts, printer.mode)
-    special = special_mode(opts, printer)
+    special = special_mode(opts, printer, connector)
     if special is not None:
         conn = connect_or_exit(connector)
         if conn is None:
@@ -131,7 +131,8 @@ def ask_password() -> str:
     return os.fsdecode(bytes(line))
 
 
-def special_mode(opts: Options, printer: ReplyPrinter) -> Callable[[Connection], int] | None:
+def special_mode(opts: Options, printer: ReplyPrinter, connector: Connector
+                 ) -> Callable[[Connection], int] | None:
     """The first special mode asked for, in redis-cli's order."""
     if opts.latency:
         from .latency import run_latency
@@ -149,7 +150,7 @@ def special_mode(opts: Options, printer: ReplyPrinter) -> Callable[[Connection],
                                         opts.memkeys_samples)
     if opts.stat:
         from .stat_mode import run_stat
-        return lambda conn: run_stat(conn, opts.interval)
+        return lambda conn: run_stat(conn, connector, opts.interval, printer.mode == "tty")
     if opts.scan:
         from .keyspace_tools import run_scan
         return lambda conn: run_scan(conn, opts.pattern, opts.count, opts.interval,

@@ -5,8 +5,11 @@ Each INFO reply gives: the keys of db0..db19 added up, used memory in
 redis-cli's human units, connected and blocked clients, commands processed
 (with the increase since the last line), connections received, and the
 child process at work (SAVE, AOF, SAVE+AOF or LOAD).  The two header lines
-come back every 20 rows.  It runs until Ctrl-C.  A lost connection ends it
-with an error (redis-cli keeps retrying instead).
+come back every 20 rows.  It runs until Ctrl-C.  A lost connection is
+opened again, with `Reconnecting... N` once a second meanwhile, and the
+lines go on (shmcli/reconnect.py, shared with the latency modes); as in
+redis-cli the increase of requests is then counted from the last line
+before the restart.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from __future__ import annotations
 import sys
 import time
 
+from .cli_connect import Connector
 from .connection import Connection
-from .resp import Bulk, Error, Verbatim
+from .reconnect import ReconnectAbort, Reconnecting
+from .resp import Bulk, Error, Reply, Verbatim
 from .uri import atoi
 
 HEADER = ("------- data ------ --------------------- load -------------------- - child -\n"
@@ -62,11 +67,24 @@ def stat_line(info: str, previous_requests: int) -> tuple[str, int]:
     return line, requests
 
 
-def run_stat(conn: Connection, interval: float) -> int:
-    interval = interval or 1.0
+def run_stat(conn: Connection, connector: Connector, interval: float, terminal: bool) -> int:
+    link = Reconnecting(conn, connector, terminal)
+    try:
+        return _stat_lines(link, interval or 1.0)
+    except ReconnectAbort as exc:
+        return exc.code
+    finally:
+        link.close()
+
+
+def _info(conn: Connection) -> Reply:
+    return conn.execute("INFO")
+
+
+def _stat_lines(link: Reconnecting, interval: float) -> int:
     requests = rows = 0
     while True:
-        reply = conn.execute("INFO")
+        reply = link.call(_info)
         if isinstance(reply, Error):
             print(f"ERROR: {reply.message}", file=sys.stderr)
             return 1

@@ -7,10 +7,12 @@ and with --shm off, on Redis and Valkey.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pexpect
@@ -142,6 +144,59 @@ def test_stat_prints_redis_clis_columns(data: Server) -> None:
         assert match.group(1) == str(len(DATA))  # keys: the sum over the dbs
         assert re.fullmatch(r"\d+ +\S+ +", line[:19]) and len(line) >= 19 + 8 + 8 + 19
     assert len(ours) >= 4
+
+
+def stat_through_a_restart(srv: Server, argv: list[str], env: dict[str, str] | None = None
+                           ) -> tuple[bytes, bytes, int]:
+    """--stat on `srv`, which is stopped and started again with 5 keys
+    (the lines before show 0): stdout up to a line that shows them, stderr
+    and the status after Ctrl-C."""
+    with srv.admin() as conn:
+        conn.execute("FLUSHALL")
+    proc = subprocess.Popen([*argv, "--stat", "-i", "0.1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+    assert proc.stdout is not None
+    watchdog = threading.Timer(60, proc.kill)  # a run that stops short fails, never hangs
+    watchdog.start()
+    try:
+        out = b"".join(proc.stdout.readline() for _ in range(3))
+        srv.stop()
+        srv.start()
+        with srv.admin() as conn:
+            conn.execute("MSET", *[f"k{i}" for i in range(10)])
+        while not re.search(rb"(^|\r)5 +\S+ ", line := proc.stdout.readline()):
+            out += line
+            assert line, out
+        out += line
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=30)
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return out + rest, err, proc.returncode
+
+
+def test_stat_goes_on_after_a_restart(make_server) -> None:
+    """As redis-cli: `Reconnecting... N` once a second while the server is
+    away, then the lines go on.  redis-cli reconnects over TCP only (even
+    after -s) and writes the notice on stdout whatever it is; shmcli
+    reconnects the way it connected, and writes the notice on stdout with
+    redis-cli's bytes on a terminal (FAKETTY here), on stderr otherwise."""
+    srv = make_server("redis")
+    tcp = ["-p", str(srv.port)]
+    out, err, _ = stat_through_a_restart(srv, ["stdbuf", "-oL", "redis-cli", *tcp])
+    assert b"\r\x1b[0KReconnecting... 1\r" in out and b"Error" not in err
+    for shm, target in (("auto", ["-s", srv.unix_socket]), ("off", tcp)):
+        ours = [sys.executable, "-m", "shmcli", "--shm", shm, *target]
+        out, err, status = stat_through_a_restart(srv, ours, {"FAKETTY": "1"})
+        assert b"\r\x1b[0KReconnecting... 1\r" in out and err == b"", (out, err)
+        assert re.search(rb"\r\x1b\[0K5 +\S+ ", out), out  # the notice cleared, the line next
+        assert status == 130  # Ctrl-C, as ever
+        out, err, status = stat_through_a_restart(srv, ours)
+        assert b"Reconnecting" not in out and err.startswith(b"Reconnecting... 1\n"), err
+        assert re.fullmatch(rb"(Reconnecting\.\.\. \d+\n)+", err), err
 
 
 def test_scan_shows_progress_on_a_terminal_stderr_only(data: Server, tmp_path) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 import pexpect
 import pytest
 from cli_diff import REDIS_CLI, SHMCLI, run_tool
-from servers import Server
+from servers import RawSocket, Server, wait_until
 
 from shmcli.latency.spectrum import BUCKETS, COLOUR_PALETTE, LEGEND, MONO_PALETTE
 
@@ -475,6 +475,40 @@ def test_a_restarted_server_is_reconnected(make_server) -> None:
             proc.wait()
     assert proc.returncode == 0
     assert b"Reconnecting... 1\n" in err  # on stderr when stdout is not a terminal
+
+
+def test_a_loading_server_gives_no_samples(make_server) -> None:
+    """A server loading its data answers PING -LOADING, only between chunks
+    of the load (here one key every 25 ms): those are not round trips the
+    server served (redis-cli counts them: the 'max 111 ms' after a restart),
+    and a shared-memory session cannot be opened meanwhile.  shmcli samples
+    once the server serves, over a session: every sample is a PING the server
+    executed (calls, not rejected_calls, in its command stats)."""
+    srv = make_server("redis", config={"key-load-delay": "25000",
+                                       "loading-process-events-interval-bytes": "1024"})
+    with srv.admin() as conn:
+        conn.execute_many([("SET", f"k{i}", os.urandom(2048)) for i in range(40)])  # no LZF
+        conn.execute("SAVE")
+    srv.stop()
+    srv.process = subprocess.Popen(srv.argv(), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+    wait_until(lambda: loading(srv), "the server to answer -LOADING")
+    run = run_tool(SHMCLI, [*target(srv), "--verbose", "--latency", "--raw", "-i", "6"])
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.startswith(b"Reconnecting... 1\n")  # the loading connection was let go
+    assert run.stderr.endswith(b"# transport: shm\n"), run.stderr
+    fields = OURS["raw"].match(run.stdout.decode().strip())
+    assert fields, run.stdout
+    ping = dict(item.split("=") for item in srv.info("commandstats")["cmdstat_ping"].split(","))
+    assert int(ping["rejected_calls"]) > 0  # the run did meet the loading server
+    assert 0 < int(fields.group(4)) <= int(ping["calls"])
+
+
+def loading(srv: Server) -> bool:
+    try:
+        return RawSocket(srv.unix_socket).call("PING").startswith(b"-LOADING")
+    except OSError:
+        return False
 
 
 def test_a_closed_stdout_ends_the_run_quietly(make_server) -> None:

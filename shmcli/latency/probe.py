@@ -8,93 +8,59 @@ time.  redis-cli times its probes in C too (with mstime(), in whole
 milliseconds); timed from Python, a probe every 10 ms measured the cold
 interpreter more than the transport.
 
+A sample is a round trip the server served.  So each connection (the first
+one, and every one after a reconnect) starts with one PING that is not
+timed: it pays what a connection's first request costs (the server's new
+client, the session's first touch of its rings: 40x a steady round trip,
+measured), and it tells whether the server can serve at all.  A server still
+loading its data answers -LOADING, only between chunks of the load, up to
+100 ms later: redis-cli counts those replies as samples (the `max 111 ms`
+seen after a restart), shmcli waits for the server instead, reconnecting
+once a second (a shared-memory session cannot be opened while it loads),
+and so for a script past busy-reply-threshold (-BUSY).
+
 When the connection breaks, redis-cli prints `Reconnecting... N` once a
-second until the server is back and carries on; so does this, with a full
-connection setup (AUTH, SELECT, HELLO and a new shared-memory session, where
-redis-cli's reconnect skips AUTH).  The notice goes to stdout on a terminal
-(`\\r\\x1b[0K` + text + `\\r`, as redis-cli) and to stderr otherwise, so that
-machine-readable output stays clean.  A failed AUTH or SELECT on reconnect
-is final: waiting would not fix it.
+second until the server is back and carries on; so does this
+(shmcli/reconnect.py, shared with --stat).
 """
 
 from __future__ import annotations
 
-import sys
-import time
-
 from ..cli_connect import Connector
 from ..connection import Connection
+from ..reconnect import NotReady, ReconnectAbort, Reconnecting
+from ..resp import Error
 
 __all__ = ["LatencyAbort", "Prober", "SAMPLE_PAUSE"]
 
 SAMPLE_PAUSE = 0.010  # redis-cli's LATENCY_SAMPLE_RATE: 10 ms between probes
-RECONNECT_PAUSE = 1.0
-
-
-class LatencyAbort(Exception):
-    """The run cannot go on; `code` is the exit status (the message is printed)."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
+NOT_SERVING = ("LOADING", "BUSY")  # a PING answered so was not served
+LatencyAbort = ReconnectAbort
 
 
 class Prober:
     """Times PINGs on `conn`, replacing it through `connector` when it breaks."""
 
     def __init__(self, conn: Connection, connector: Connector, terminal: bool) -> None:
-        self.conn: Connection | None = conn
-        self.connector = connector
-        self.terminal = terminal
-        self._owned: Connection | None = None  # a connection this object opened
+        self.link = Reconnecting(conn, connector, terminal)
+        self._ready: Connection | None = None  # the connection whose first PING was served
 
     @property
     def transport(self) -> str:
-        return self.conn.last_transport if self.conn is not None else "none"
+        conn = self.link.conn
+        return conn.last_transport if conn is not None else "none"
 
     def sample(self) -> int:
         """One round trip in nanoseconds; waits through outages."""
-        tries = 0
-        while True:
-            conn = self.conn
-            if conn is None or not conn.connected:
-                tries += 1
-                self._reconnecting(tries)
-                conn = self._reconnect()
-                if conn is None:
-                    time.sleep(RECONNECT_PAUSE)
-                    continue
-            try:
-                elapsed = conn.timed_ping()
-            except (ConnectionError, OSError):
-                conn.close()
-                self.conn = None
-                if tries:  # a server that accepts and then drops us: retry once a second
-                    time.sleep(RECONNECT_PAUSE)
-                continue
-            if tries and self.terminal:
-                sys.stdout.write("\r\x1b[0K")  # clear the notice: the next line follows
-            return elapsed
+        return self.link.call(self._probe)
 
     def close(self) -> None:
-        if self._owned is not None:
-            self._owned.close()
-            self._owned = None
+        self.link.close()
 
-    def _reconnect(self) -> Connection | None:
-        self.close()
-        conn = self.connector.connect(quiet=True)
-        if conn is None:
-            return None
-        if self.connector.setup_failed(conn):  # the reason is on stderr already
-            conn.close()
-            raise LatencyAbort(1)
-        self.conn = self._owned = conn
-        return conn
-
-    def _reconnecting(self, tries: int) -> None:
-        if self.terminal:
-            sys.stdout.write(f"\r\x1b[0KReconnecting... {tries}\r")
-            sys.stdout.flush()
-        else:
-            print(f"Reconnecting... {tries}", file=sys.stderr, flush=True)
+    def _probe(self, conn: Connection) -> int:
+        if conn is not self._ready:
+            reply = conn.execute("PING")  # untimed: the connection's first request
+            if isinstance(reply, Error) and reply.code in NOT_SERVING:
+                raise NotReady(reply.message)
+            self._ready = conn
+        return conn.timed_ping()
