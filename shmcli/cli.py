@@ -176,6 +176,8 @@ def eval_mode(opts: Options, connector: Connector, printer: ReplyPrinter) -> int
         try:
             with open(opts.eval_file, "rb") as script_file:
                 script = script_file.read()
+        except IsADirectoryError:
+            script = b""  # redis-cli's fopen() takes it, and fread() reads nothing
         except OSError as exc:
             print(f"Can't open file '{opts.eval_file}': {exc.strerror}", file=sys.stderr)
             return 1

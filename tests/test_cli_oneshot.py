@@ -172,7 +172,7 @@ def test_eval_matches_redis_cli(data: Server, tmp_path) -> None:
     cases = [[kv, "k1", "k2", ",", "a1", "a2"], [kv, ",", "a1"], [kv, "k1", ",a1"],
              [kv, "k1", ",", ",", "a2"], [kv], [str(tmp_path / "error.lua"), "s"],
              ["--no-raw", str(tmp_path / "error.lua"), "s"], [str(tmp_path / "syntax.lua")],
-             [str(tmp_path / "nil.lua")], [str(tmp_path / "missing.lua")]]
+             [str(tmp_path / "nil.lua")], [str(tmp_path / "missing.lua")], [str(tmp_path)]]
     argvs = [["--eval", *case] for case in cases]
     argvs += [["-e", "--eval", str(tmp_path / "error.lua"), "s"], ["--eval", kv, "-e", "x"],
               ["-n", "99", "--eval", kv], ["-a", "wrong", "--eval", kv]]
