@@ -355,7 +355,8 @@ class Connection:
         re-opened and the command run again up to `retries` times."""
         if not args:
             raise ValueError("execute() needs a command")
-        reply = self._with_retries(self._execute, args)
+        reply = (self._with_retries(self._execute, args) if self.retries
+                 else self._execute(args))  # the hot path: no retry frame
         if self.raise_errors and isinstance(reply, Error):
             raise ReplyError(reply)
         return reply

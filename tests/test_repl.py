@@ -349,14 +349,19 @@ def test_redis_cli_interactive_cases(srv: Server, lines: bytes) -> None:
     assert (ours.stdout, ours.returncode) == (theirs.stdout, theirs.returncode)
 
 
-def test_long_replies_go_through_the_pager_when_asked(srv: Server, history: Path,
-                                                      tmp_path: Path) -> None:
+def shell_with_pager(srv: Server, history: Path, tmp_path: Path, script: str) -> pexpect.spawn:
+    """A shell whose PAGER is `script`, on a server with a 100-item list "long"."""
     pager = tmp_path / "pager.sh"
-    pager.write_text("#!/bin/sh\necho PAGER-START\ncat\necho PAGER-END\n")
+    pager.write_text("#!/bin/sh\n" + script)
     pager.chmod(0o755)
     with srv.admin() as conn:
         conn.execute("RPUSH", "long", *[f"item-{i}" for i in range(100)])
-    child = spawn(["-s", srv.unix_socket], history, extra_env={"PAGER": str(pager)})
+    return spawn(["-s", srv.unix_socket], history, extra_env={"PAGER": str(pager)})
+
+
+def test_long_replies_go_through_the_pager_when_asked(srv: Server, history: Path,
+                                                      tmp_path: Path) -> None:
+    child = shell_with_pager(srv, history, tmp_path, "echo PAGER-START\ncat\necho PAGER-END\n")
     child.sendline("lrange long 0 -1")  # off by default, as redis-cli
     child.expect_exact('100) "item-99"')
     child.sendline(":set pager")
@@ -371,12 +376,7 @@ def test_long_replies_go_through_the_pager_when_asked(srv: Server, history: Path
 
 def test_the_duration_shown_leaves_out_the_pager(srv: Server, history: Path,
                                                  tmp_path: Path) -> None:
-    pager = tmp_path / "pager.sh"
-    pager.write_text("#!/bin/sh\ncat\nsleep 3\necho PAGER-END\n")
-    pager.chmod(0o755)
-    with srv.admin() as conn:
-        conn.execute("RPUSH", "long", *[f"item-{i}" for i in range(100)])
-    child = spawn(["-s", srv.unix_socket], history, extra_env={"PAGER": str(pager)})
+    child = shell_with_pager(srv, history, tmp_path, "cat\nsleep 3\necho PAGER-END\n")
     child.sendline(":set pager")
     child.sendline("lrange long 0 -1")
     child.expect_exact("PAGER-END")
