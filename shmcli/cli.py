@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from . import module_path
 from .cli_connect import Connector, FatalSetupError
 from .closed_stdout import ended_by_closed_stdout, keep_writing
+from .cluster import Redirect, RedirectFailed
 from .command_mode import CommandRunner, ErrorReplyExit, ReplyPrinter
 from .connection import Connection
 from .options import OptionError, Options, ShowAndExit, parse_options
@@ -189,7 +190,8 @@ def eval_mode(opts: Options, connector: Connector, printer: ReplyPrinter) -> int
                 target = args
             else:
                 target.append(word)
-        return execute(conn, opts, printer, [b"EVAL", script, b"%d" % len(keys), *keys, *args])
+        return execute(conn, opts, printer, [b"EVAL", script, b"%d" % len(keys), *keys, *args],
+                       connector)
 
 
 def one_shot(opts: Options, connector: Connector, printer: ReplyPrinter) -> int:
@@ -214,15 +216,19 @@ def one_shot(opts: Options, connector: Connector, printer: ReplyPrinter) -> int:
         if conn is None:
             return 1
     with conn:
-        return execute(conn, opts, printer, argv)
+        return execute(conn, opts, printer, argv, connector)
 
 
-def execute(conn: Connection, opts: Options, printer: ReplyPrinter, argv: list[bytes]) -> int:
-    runner = CommandRunner(conn, printer, opts.interval, opts.exit_on_error)
+def execute(conn: Connection, opts: Options, printer: ReplyPrinter, argv: list[bytes],
+            connector: Connector) -> int:
+    runner = CommandRunner(conn, printer, opts.interval, opts.exit_on_error,
+                           follow=redirect_follower(connector))
     try:
         runner.run(argv, opts.repeat)
     except ErrorReplyExit as exc:
         print(exc, file=sys.stderr)
+        return 1
+    except RedirectFailed:  # -c: the node could not be used (reported)
         return 1
     except ConnectionError as exc:
         if ended_by_closed_stdout(exc):
@@ -231,5 +237,27 @@ def execute(conn: Connection, opts: Options, printer: ReplyPrinter, argv: list[b
         return 1
     finally:
         if opts.verbose:
-            print(f"# transport: {conn.last_transport}", file=sys.stderr)
+            print(f"# transport: {runner.conn.last_transport}", file=sys.stderr)
+        if runner.conn is not conn:  # a redirection's: the caller closes its own
+            runner.conn.close()
     return 0
+
+
+def redirect_follower(connector: Connector) -> Callable[[Redirect], Connection | None] | None:
+    """-c outside the REPL: connect to the node a redirection names, which
+    becomes the address, as in redis-cli's cliConnect(CC_FORCE): an
+    unreachable node is reported ("Could not connect to Redis at ..."), a
+    failed AUTH or SELECT too, then "Error: " (cliPrintContextError with no
+    I/O error), and the command is not issued."""
+    if not connector.opts.cluster:
+        return None
+
+    def follow(redirect: Redirect) -> Connection | None:
+        connector.opts.host, connector.opts.port = redirect.host, redirect.port
+        conn = connector.connect()
+        if conn is not None and connector.setup_failed(conn):
+            print("Error: ", file=sys.stderr)
+            conn.close()
+            return None
+        return conn
+    return follow

@@ -81,7 +81,7 @@ class Options:
     quoted_input: bool = False
     no_auth_warning: bool = False
     askpass: bool = False
-    cluster: bool = False  # -c: accepted; redirections are printed, not followed
+    cluster: bool = False  # -c: follow MOVED and ASK (cluster.py)
     eval_file: str | None = None
     # special modes
     latency: bool = False

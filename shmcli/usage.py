@@ -41,8 +41,8 @@ Connection
   -n <db>            Database number.
   -2 / -3            Speak RESP2 / RESP3 (HELLO 3) on the connection.
   -t <seconds>       Connect and reply timeout; decimals allowed.
-  -c                 Accepted for compatibility; cluster redirections are
-                     printed, not followed.
+  -c                 Cluster mode: follow MOVED and ASK redirections to the
+                     node they name, as redis-cli -c.
   --no-auth-warning  Do not warn about a password on the command line.
 
 Commands and input

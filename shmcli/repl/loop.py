@@ -10,7 +10,10 @@ so does shmcli.  Per line, as redis-cli 7.0 does:
 - errors never stop the loop and the exit status is 0, even when the server
   cannot be reached: each command then tries to connect again;
 - in the human format a command that took 0.5 s or more is followed by its
-  duration, "(0.60s)".
+  duration, "(0.60s)";
+- with -c, a MOVED or ASK reply prints "-> Redirected to slot [N] located
+  at host:port", and the command runs again on that node, which the prompt
+  then names (cluster.py).
 
 Unlike redis-cli 7.0, a reconnect restores the whole session: the selected
 db, the protocol, the user a typed AUTH or HELLO logged in as, and the client
@@ -26,6 +29,7 @@ import time
 from collections.abc import Callable
 
 from ..cli_connect import Connector
+from ..cluster import Redirect, RedirectFailed
 from ..command_mode import CommandRunner, ReplyPrinter
 from ..command_table import CommandTableCache
 from ..connection import Connection
@@ -266,12 +270,19 @@ class CommandLoop:
             if self.conn is None:
                 return
         start = time.monotonic()
-        runner = CommandRunner(self.conn, self.printer, self.interval, docs=self.docs)
+        runner = CommandRunner(self.conn, self.printer, self.interval, docs=self.docs,
+                               follow=self.redirected if self.connector.opts.cluster else None,
+                               announce_redirects=True)
         paging = self.pager and self.interactive and argv[0].lower() not in STREAMING
         if paging:
             self.printer.capture = bytearray()
         try:
-            runner.run(argv, repeat)
+            try:
+                runner.run(argv, repeat)
+            finally:
+                self.conn = runner.conn  # -c: the node a redirection led to
+        except RedirectFailed:  # reported; an unreachable node leaves "not connected>",
+            pass  # and the next command tries that node again, as redis-cli
         except KeyboardInterrupt:
             if not runner.streaming:
                 raise SystemExit(1) from None  # redis-cli: Ctrl-C in a blocking command
@@ -311,6 +322,14 @@ class CommandLoop:
             self.credentials.name = name
         if argv[0].lower() == b"reset":
             self.credentials = Credentials()
+
+    def redirected(self, redirect: Redirect) -> Connection | None:
+        """-c: connect to the node a redirection names, with the session's
+        state, as a reconnect does; that node becomes the address the prompt
+        shows and every later reconnect uses (redis-cli's conn_info)."""
+        opts = self.connector.opts
+        opts.host, opts.port = redirect.host, redirect.port
+        return self.restore_session()
 
     def session_options(self) -> Options:
         """The options of a connection in the state the current one is in:

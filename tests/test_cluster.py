@@ -1,0 +1,391 @@
+"""`-c` against a real local Redis Cluster (tests/cluster_nodes.py): three
+masters, the shm module on nodes 0 and 2, not on node 1.
+
+The real redis-cli (7.0.15) is the reference: each differential case runs
+it and shmcli on the same arguments and stdin, each after the same reset of
+the data, and compares stdout, stderr and the exit code.  What redis-cli
+does (cliReadReply, issueCommandRepeat): MOVED and ASK are followed to the
+node they name, with ASKING first for ASK, and the whole repeat count runs
+there; the REPL (the shell and the stdin mode) prints "-> Redirected to slot
+[N] located at host:port" first, the one-shot mode and --eval say nothing;
+the node stays the one later commands go to, and the prompt names it.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+from cli_diff import REDIS_CLI, SHMCLI, run_tool
+from cluster_nodes import Cluster
+from servers import Server, free_port
+from test_repl import finish, spawn
+
+from shmcli.resp import NOT_ENOUGH, Reader, Status
+
+Result = subprocess.CompletedProcess[bytes]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    nodes = Cluster(module=(True, False, True)).start()
+    yield nodes
+    nodes.cleanup()
+
+
+@pytest.fixture
+def keys(cluster: Cluster) -> Iterator[Keys]:
+    keys = Keys(cluster)
+    keys.reset()
+    yield keys
+    for node in cluster.nodes:
+        assert node.alive(), f"node {node.port} died:\n{node.log()[-3000:]}"
+
+
+class Keys:
+    """Keys in each node's slots, and the data every differential run starts from."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.n0, self.n1, self.n2 = cluster.nodes
+        self.here = cluster.key_on(self.n0, "here")  # on node 0, where the runs start
+        self.value = cluster.key_on(self.n1, "value")  # "v", on node 1 (no module)
+        self.counter = cluster.key_on(self.n2, "counter")  # absent, on node 2 (module)
+        self.missing = cluster.key_on(self.n2, "missing")  # absent, on node 2
+
+    def reset(self) -> None:
+        for node in self.cluster.nodes:
+            self.cluster.call(node, "FLUSHALL")
+        self.cluster.call(self.n0, "SET", self.here, "h")
+        self.cluster.call(self.n1, "SET", self.value, "v")
+
+    def slot(self, key: str) -> int:
+        return self.cluster.slot(key)
+
+    def both(self, argv: list[str], node: Server | None = None, stdin: bytes = b"",
+             env: dict[str, str] | None = None, cluster_mode: bool = True,
+             reset: Callable[[], None] | None = None) -> tuple[Result, Result]:
+        """(redis-cli, shmcli), each run from the same data, against node
+        (node 0 by default)."""
+        target = ["-c"] if cluster_mode else []
+        target += ["-p", str((node or self.n0).port)]
+        results = []
+        for tool in (REDIS_CLI, SHMCLI):
+            (reset or self.reset)()
+            results.append(run_tool(tool, [*target, *argv], stdin, env))
+        return results[0], results[1]
+
+
+def assert_same(theirs: Result, ours: Result) -> None:
+    assert (ours.stdout, ours.stderr, ours.returncode) == \
+        (theirs.stdout, theirs.stderr, theirs.returncode)
+
+
+def redirect_line(slot: int, node: Server) -> bytes:
+    return b"-> Redirected to slot [%d] located at 127.0.0.1:%d\n" % (slot, node.port)
+
+
+# ---- one-shot ----
+
+@pytest.mark.parametrize("case", [
+    "set", "get", "get-missing", "repeat", "exit-on-error", "local", "crossslot",
+    "tty", "no-cluster-mode", "interval"])
+def test_one_shot_follows_moved_as_redis_cli(keys: Keys, case: str) -> None:
+    argv, env, cluster_mode = {
+        "set": (["SET", keys.value, "w"], None, True),
+        "get": (["GET", keys.value], None, True),
+        "get-missing": (["GET", keys.missing], None, True),
+        "repeat": (["-r", "3", "INCR", keys.counter], None, True),  # all 3 on node 2
+        "exit-on-error": (["-e", "GET", keys.value], None, True),  # -e: MOVED is no error
+        "local": (["GET", keys.here], None, True),
+        "crossslot": (["MGET", keys.value, keys.missing], None, True),
+        "tty": (["GET", keys.value], {"FAKETTY": "1"}, True),  # no redirect line
+        "no-cluster-mode": (["GET", keys.value], None, False),  # MOVED is the reply
+        "interval": (["-r", "2", "-i", "0.01", "INCR", keys.counter], None, True),
+    }[case]
+    theirs, ours = keys.both(argv, env=env, cluster_mode=cluster_mode)
+    assert_same(theirs, ours)
+    assert theirs.returncode == 0
+
+
+def test_one_shot_writes_land_on_the_owner(keys: Keys) -> None:
+    ours = run_tool(SHMCLI, ["-c", "-p", str(keys.n0.port), "SET", keys.counter, "42"])
+    assert (ours.stdout, ours.returncode) == (b"OK\n", 0)
+    assert keys.cluster.call(keys.n2, "GET", keys.counter).data == b"42"  # type: ignore[attr-defined]
+
+
+def test_eval_follows_moved(keys: Keys, tmp_path: Path) -> None:
+    script = tmp_path / "script.lua"
+    script.write_text("return redis.call('GET', KEYS[1])")
+    theirs, ours = keys.both(["--eval", str(script), keys.value])
+    assert_same(theirs, ours)
+    assert ours.stdout == b"v\n"
+
+
+# ---- stdin mode ----
+
+def test_stdin_mode_across_nodes(keys: Keys) -> None:
+    lines = [
+        f"SET {keys.counter} 10",  # node 2
+        f"INCR {keys.counter}",  # still node 2: no redirect
+        f"GET {keys.value}",  # node 1
+        f"3 INCR {keys.counter}",  # node 2, three times
+        f"GET {keys.missing}",  # node 2: no redirect
+        f"GET {keys.here}",  # back to node 0
+        f"MGET {keys.value} {keys.here}",  # CROSSSLOT: an error, not a redirect
+        "PING",
+    ]
+    stdin = "".join(line + "\n" for line in lines).encode()
+    theirs, ours = keys.both([], stdin=stdin)
+    assert_same(theirs, ours)
+    assert ours.stdout.startswith(redirect_line(keys.slot(keys.counter), keys.n2) + b"OK\n11\n")
+    assert redirect_line(keys.slot(keys.value), keys.n1) + b"v\n" in ours.stdout
+    assert ours.stdout.count(b"-> Redirected") == 4  # nodes 2, 1, 2, 0
+
+
+def test_stdin_mode_without_c_prints_moved(keys: Keys) -> None:
+    theirs, ours = keys.both([], stdin=f"GET {keys.value}\n".encode(), cluster_mode=False)
+    assert_same(theirs, ours)
+    assert ours.stdout.startswith(b"MOVED ")
+
+
+# ---- ASK ----
+
+Migrating = tuple[Keys, str, Callable[[], None]]
+
+
+@pytest.fixture
+def migrating(keys: Keys) -> Iterator[Migrating]:
+    """The slot of a key of node 1 is being migrated to node 2: node 1
+    (MIGRATING) no longer has the key and answers ASK; node 2 (IMPORTING)
+    has it, and serves it after ASKING.  Yields the keys, that key, and
+    the reset for the differential runs."""
+    cluster = keys.cluster
+    key = cluster.key_on(keys.n1, "moving")
+    slot = cluster.slot(key)
+    ids = {node.port: cluster.node_id(node) for node in (keys.n1, keys.n2)}
+
+    def reset() -> None:
+        keys.reset()
+        with keys.n2.admin() as conn:
+            assert conn.execute_many([("ASKING",), ("SET", key, "moved")]) == \
+                [Status(b"OK"), Status(b"OK")]
+
+    cluster.call(keys.n2, "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[keys.n1.port])
+    cluster.call(keys.n1, "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[keys.n2.port])
+    try:
+        yield keys, key, reset
+    finally:
+        for node in keys.cluster.nodes:
+            cluster.call(node, "FLUSHALL")
+        cluster.call(keys.n1, "CLUSTER", "SETSLOT", slot, "STABLE")
+        cluster.call(keys.n2, "CLUSTER", "SETSLOT", slot, "STABLE")
+
+
+def asking_calls(node: Server) -> int:
+    stats = node.info("commandstats").get("cmdstat_asking", "calls=0")
+    return int(stats.split(",")[0].split("=")[1])
+
+
+def test_ask_sends_asking_first(migrating: Migrating) -> None:
+    keys, key, reset = migrating
+    before = asking_calls(keys.n2)
+    theirs, ours = keys.both(["GET", key], node=keys.n1, reset=reset)
+    assert_same(theirs, ours)
+    assert ours.stdout == b"moved\n"  # without ASKING, node 2 would answer MOVED
+    assert asking_calls(keys.n2) == before + 2 + 2  # the two resets, then one per run
+
+
+def test_ask_in_stdin_mode(migrating: Migrating) -> None:
+    """The second GET reaches node 2 without ASKING: MOVED back to node 1,
+    which answers ASK again."""
+    keys, key, reset = migrating
+    theirs, ours = keys.both([], node=keys.n1, stdin=f"GET {key}\nGET {key}\n".encode(),
+                             reset=reset)
+    assert_same(theirs, ours)
+    slot = keys.slot(key)
+    assert ours.stdout == (redirect_line(slot, keys.n2) + b"moved\n"
+                           + redirect_line(slot, keys.n1) + redirect_line(slot, keys.n2)
+                           + b"moved\n")
+
+
+# ---- a node that cannot be reached ----
+
+class FakeNode:
+    """A TCP server that answers every command with one line: `answer`, or
+    the one `answers` has for the command's name."""
+
+    def __init__(self, answer: bytes, answers: dict[bytes, bytes] | None = None) -> None:
+        self.answer = answer
+        self.answers = answers or {}
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(client,), daemon=True).start()
+
+    def _answer(self, client: socket.socket) -> None:
+        reader = Reader()
+        with client:
+            while chunk := client.recv(65536):
+                reader.feed(chunk)
+                while (request := reader.gets()) is not NOT_ENOUGH:
+                    name = request.items[0].data.lower()  # type: ignore[union-attr]
+                    client.sendall(self.answers.get(name, self.answer))
+
+    def close(self) -> None:
+        self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone does not)
+        self.listener.close()
+        self.thread.join(5)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def fake_node() -> Iterator[tuple[FakeNode, int]]:
+    dead = free_port()  # nothing listens there
+    node = FakeNode(b"-MOVED 42 127.0.0.1:%d\r\n" % dead)
+    yield node, dead
+    node.close()
+
+
+def fake_pair(node: FakeNode, argv: list[str], stdin: bytes = b"") -> tuple[Result, Result]:
+    return tuple(run_tool(tool, ["-c", "-p", str(node.port), *argv], stdin)  # type: ignore[return-value]
+                 for tool in (REDIS_CLI, SHMCLI))
+
+
+def test_redirect_to_an_unreachable_node(fake_node: tuple[FakeNode, int]) -> None:
+    node, dead = fake_node
+    theirs, ours = fake_pair(node, ["GET", "k"])
+    assert_same(theirs, ours)
+    assert ours.returncode == 1
+    assert ours.stderr == b"Could not connect to Redis at 127.0.0.1:%d: Connection refused\n" % dead
+
+
+def test_stdin_mode_goes_on_after_an_unreachable_node(fake_node: tuple[FakeNode, int]) -> None:
+    """The next command tries the node the redirection named."""
+    node, dead = fake_node
+    theirs, ours = fake_pair(node, [], b"GET k\nPING\n")
+    assert_same(theirs, ours)
+    assert ours.stdout == b"-> Redirected to slot [42] located at 127.0.0.1:%d\n" % dead
+    assert ours.stderr.count(b"Could not connect to Redis at 127.0.0.1:%d" % dead) == 2
+
+
+def test_failed_auth_on_the_named_node() -> None:
+    """cliConnect fails at AUTH: its line, then cliPrintContextError's
+    "Error: " (no I/O error), exit 1, and the command is not issued."""
+    refusing = FakeNode(b"-ERR unexpected\r\n",
+                        {b"auth": b"-WRONGPASS invalid username-password pair\r\n"})
+    first = FakeNode(b"-MOVED 7 127.0.0.1:%d\r\n" % refusing.port, {b"auth": b"+OK\r\n"})
+    try:
+        theirs, ours = fake_pair(first, ["-a", "pw", "--no-auth-warning", "GET", "k"])
+    finally:
+        first.close()
+        refusing.close()
+    assert_same(theirs, ours)
+    assert ours.stderr == (b"AUTH failed: WRONGPASS invalid username-password pair\n"
+                           b"Error: \n")
+    assert ours.returncode == 1
+
+
+# ---- the shell ----
+
+def enter(child: pexpect.spawn, line: str) -> None:
+    """A typed line and Enter (a carriage return: linenoise takes no \\n)."""
+    child.send(line + "\r")
+
+
+@pytest.mark.parametrize("tool", ["shmcli", "redis-cli"])
+def test_shell_prompt_names_the_node(keys: Keys, tool: str, tmp_path: Path) -> None:
+    """Run against redis-cli too: the same expectations hold for both."""
+    child = spawn(["-c", "-p", str(keys.n0.port)], tmp_path / "history",
+                  tool=SHMCLI if tool == "shmcli" else REDIS_CLI)
+    child.expect_exact(f"127.0.0.1:{keys.n0.port}>")
+    enter(child, f"get {keys.value}")
+    child.expect_exact(f"-> Redirected to slot [{keys.slot(keys.value)}] located at "
+                       f"127.0.0.1:{keys.n1.port}")
+    child.expect_exact('"v"')
+    child.expect_exact(f"127.0.0.1:{keys.n1.port}>")
+    enter(child, f"set {keys.counter} 5")
+    child.expect_exact(f"-> Redirected to slot [{keys.slot(keys.counter)}] located at "
+                       f"127.0.0.1:{keys.n2.port}")
+    child.expect_exact("OK")
+    child.expect_exact(f"127.0.0.1:{keys.n2.port}>")
+    enter(child, f"incr {keys.counter}")  # the same node: no redirect
+    child.expect_exact("(integer) 6")
+    child.expect_exact(f"127.0.0.1:{keys.n2.port}>")
+    assert "Redirected" not in child.before
+    assert finish(child) == 0
+
+
+@pytest.mark.parametrize("tool", ["shmcli", "redis-cli"])
+def test_shell_after_an_unreachable_node(fake_node: tuple[FakeNode, int], tool: str,
+                                         tmp_path: Path) -> None:
+    node, dead = fake_node
+    child = spawn(["-c", "-p", str(node.port)], tmp_path / "history",
+                  tool=SHMCLI if tool == "shmcli" else REDIS_CLI)
+    child.expect_exact(f"127.0.0.1:{node.port}>")
+    enter(child, "get k")
+    child.expect_exact(f"-> Redirected to slot [42] located at 127.0.0.1:{dead}")
+    child.expect_exact(f"Could not connect to Redis at 127.0.0.1:{dead}: Connection refused")
+    child.expect_exact("not connected>")
+    enter(child, "ping")  # tries the named node again
+    child.expect_exact(f"Could not connect to Redis at 127.0.0.1:{dead}: Connection refused")
+    child.expect_exact("not connected>")
+    assert finish(child) == 0
+
+
+# ---- transports ----
+
+def transport(node: Server, key: str) -> bytes:
+    ours = run_tool(SHMCLI, ["--verbose", "-c", "-p", str(node.port), "GET", key])
+    assert ours.returncode == 0, ours
+    return ours.stderr
+
+
+def test_socket_towards_a_node_without_the_module(keys: Keys) -> None:
+    assert transport(keys.n1, keys.value) == b"# transport: socket\n"
+    assert transport(keys.n0, keys.value) == b"# transport: socket\n"  # redirected to node 1
+
+
+@pytest.mark.xfail(strict=True, reason="the module refuses SHM.HANDSHAKE in cluster mode "
+                   "(native/module/session.c: 'sessions are not available in cluster mode')")
+def test_shm_towards_a_node_with_the_module(keys: Keys) -> None:
+    assert transport(keys.n0, keys.here) == b"# transport: shm\n"
+    assert transport(keys.n1, keys.missing) == b"# transport: shm\n"  # redirected to node 2
+
+
+def test_standalone_server_with_c_still_uses_shm(make_server) -> None:
+    srv: Server = make_server("redis")
+    ours = run_tool(SHMCLI, ["--verbose", "-c", "-p", str(srv.port), "SET", "k", "v"])
+    assert (ours.stdout, ours.stderr, ours.returncode) == (b"OK\n", b"# transport: shm\n", 0)
+
+
+def test_no_error_counted_on_a_node_without_the_module(keys: Keys) -> None:
+    """The client asks a bare HELLO whether the module is loaded: a node
+    without it never sees SHM.HANDSHAKE (no unknown-command error)."""
+    keys.cluster.call(keys.n1, "CONFIG", "RESETSTAT")
+    transport(keys.n1, keys.value)
+    transport(keys.n0, keys.value)  # redirected: MOVED counts on node 0 only
+    assert keys.cluster.errors(keys.n1) == {}
+    commands = keys.n1.info("commandstats")
+    assert "cmdstat_hello" in commands and "cmdstat_get" in commands
+
+
+@pytest.mark.xfail(strict=True, reason="SHM.HANDSHAKE is sent to a cluster node with the "
+                   "module, which refuses it with an error (see the report of issue 12)")
+def test_no_error_counted_on_a_node_with_the_module(keys: Keys) -> None:
+    keys.cluster.call(keys.n0, "CONFIG", "RESETSTAT")
+    transport(keys.n0, keys.here)
+    assert keys.cluster.errors(keys.n0) == {}
