@@ -1,0 +1,528 @@
+"""redis-py over the shared-memory channel: one line changes in an application.
+
+    r = redis.Redis(unix_socket_path="/run/redis/redis.sock")            # before
+    r = shmcli.redis_py.Redis(unix_socket_path="/run/redis/redis.sock")  # after
+
+or, where the application builds its own pool,
+``redis.ConnectionPool(connection_class=ShmUnixConnection, path=...)``
+(``ShmConnection`` for TCP), or ``shmcli.redis_py.from_url("redis+shm://...")``.
+
+How it fits into redis-py.  The connection classes are redis-py's own, with
+one shared-memory session added per connection.  redis-py connects, AUTHs,
+SELECTs and names the connection over its socket exactly as it always does;
+then a bare HELLO asks whether the server has the `shm` module and, if so,
+SHM.HANDSHAKE opens a session bound to that socket's client (its user, db
+and protocol).  From then on:
+
+- Requests: each command (and each command of a pipeline) goes through the
+  session unless its effect lives on the socket's client (AUTH, HELLO,
+  SELECT, MULTI/WATCH..., SUBSCRIBE, MONITOR, CLIENT ...) or it blocks.  The
+  module refuses, with -SHMFALLBACK, whatever else it cannot run exactly; a
+  refused command and those sent after it are sent over the socket, in order.
+- Replies: redis-py's own parser (hiredis or Python) reads them, from a view
+  of the socket (_SocketView) that yields the shared-memory replies first,
+  in order, then the socket's bytes.  So replies have redis-py's types and
+  raise redis-py's exceptions, byte for byte as over the socket.
+
+Ordering rule: a command goes through shared memory only when the socket
+owes no reply, and every reply the session owes is fetched before anything
+is sent on the socket; so replies are always read in the order they were asked.
+
+Not thread-safe beyond redis-py's own rule (a connection per thread, which
+its pool gives), but two threads misusing one connection can never enter the
+C session at once.  After fork() a child never touches its parent's session:
+the pool's pid check gives it new connections, and an inherited one keeps to
+its socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import weakref
+from collections import deque
+
+import redis
+from redis.connection import Connection as _RedisConnection
+from redis.connection import UnixDomainSocketConnection as _RedisUnixConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .channel import ChannelClosed, ChannelError, ChannelTimeout, ShmChannel
+
+__all__ = ["Redis", "ShmConnection", "ShmUnixConnection", "from_url"]
+
+log = logging.getLogger("shmcli.redis_py")
+
+_FALLBACK = b"-SHMFALLBACK "
+# Requests in flight over shared memory before their replies are fetched:
+# bounded, so a long pipeline never waits on a reply ring nobody reads.
+_INFLIGHT_MAX = 256 * 1024
+# A socket unused this long while commands go through shared memory gets a
+# bare HELLO, so the server's `timeout` sees the connection alive.
+KEEPALIVE_AFTER = 0.5
+
+# How a command is routed, by its name.
+_SHM = 0          # through the session
+_SOCKET = 1       # over the socket: blocks, or only the socket's client can run it
+_REBIND = 2       # over the socket, then a new session (user, protocol or db changed)
+_BEGIN_PIN = 3    # over the socket, and so is everything until the transaction ends
+_END_PIN = 4      # ends a transaction or a WATCH
+_PIN = 5          # the connection keeps to the socket until it is closed
+_CLIENT = 6       # CLIENT ...: TRACKING and REPLY pin, the rest is _SOCKET
+_ROUTES = {
+    **dict.fromkeys(("auth", "hello", "reset", "select"), _REBIND),
+    **dict.fromkeys(("multi", "watch"), _BEGIN_PIN),
+    **dict.fromkeys(("exec", "discard", "unwatch"), _END_PIN),
+    **dict.fromkeys(("subscribe", "psubscribe", "ssubscribe", "monitor"), _PIN),
+    **dict.fromkeys(("unsubscribe", "punsubscribe", "sunsubscribe", "quit", "blpop",
+                     "brpop", "brpoplpush", "blmove", "blmpop", "bzpopmin", "bzpopmax",
+                     "bzmpop", "wait", "waitaof"), _SOCKET),
+    "client": _CLIENT,
+}
+_route_cache: dict[object, int] = {}
+
+_logged_without_module: set[str] = set()
+_live: weakref.WeakSet[_ShmRouting] = weakref.WeakSet()
+
+
+def _route(first: object) -> int:
+    """The route of a command whose first argument is `first` ("GET",
+    b"SET", "CLIENT SETNAME"...), cached per distinct first argument."""
+    try:
+        return _route_cache[first]
+    except (KeyError, TypeError):
+        pass
+    if isinstance(first, (bytes, bytearray, memoryview)):
+        text = bytes(first).decode("latin-1")
+    else:
+        text = str(first)
+    words = text.split(None, 1)
+    route = _ROUTES.get(words[0].lower(), _SHM) if words else _SOCKET
+    if len(_route_cache) < 4096:
+        try:
+            _route_cache[first] = route
+        except TypeError:
+            pass
+    return route
+
+
+def _words(args: tuple) -> list[str]:
+    """The command's words, lower case, as far as routing needs them."""
+    first = args[0]
+    if isinstance(first, (bytes, bytearray, memoryview)):
+        first = bytes(first).decode("latin-1")
+    words = str(first).split()
+    for arg in args[1:3]:
+        if isinstance(arg, (bytes, bytearray, memoryview)):
+            arg = bytes(arg).decode("latin-1")
+        words.append(str(arg))
+    return [word.lower() for word in words]
+
+
+def _text(value: object) -> object:
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+def _fields(reply: object) -> dict:
+    """A HELLO-style reply (RESP3 map or RESP2 flat list) as a dict."""
+    if isinstance(reply, dict):
+        return {_text(key): value for key, value in reply.items()}
+    if isinstance(reply, list):
+        return {_text(key): value for key, value in zip(reply[::2], reply[1::2])}
+    return {}
+
+
+def _lists_shm_module(hello: object) -> bool:
+    modules = _fields(hello).get("modules") or []
+    return any(_text(_fields(module).get("name")) == "shm" for module in modules)
+
+
+class _Batch(list):
+    """pack_commands()'s result: a list of packed chunks redis-py can send as
+    it is, one per command, with each command's route."""
+
+    __slots__ = ("routes", "args")
+
+
+class _SocketView:
+    """The socket as redis-py's parsers read it: the replies that came
+    through shared memory first, in order, then the socket's own bytes.
+    Everything else is the socket's."""
+
+    __slots__ = ("_sock", "_owner")
+
+    def __init__(self, sock: socket.socket, owner: _ShmRouting) -> None:
+        self._sock = sock
+        self._owner = owner
+
+    def __getattr__(self, name: str):
+        return getattr(self._sock, name)
+
+    def pending(self) -> bool:
+        """Bytes readable without the socket (hiredis' can_read asks)."""
+        return self._owner._shm_pending()
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        data = self._owner._shm_bytes(size, bool(flags & socket.MSG_PEEK))
+        if data is None:
+            return self._sock.recv(size, flags)
+        return bytes(data)
+
+    def recv_into(self, buffer, nbytes: int = 0, flags: int = 0) -> int:
+        data = self._owner._shm_bytes(nbytes or len(buffer), bool(flags & socket.MSG_PEEK))
+        if data is None:
+            return self._sock.recv_into(buffer, nbytes, flags)
+        memoryview(buffer)[:len(data)] = data
+        return len(data)
+
+
+class _ShmRouting:
+    """What ShmConnection and ShmUnixConnection add to redis-py's classes."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._shm: ShmChannel | None = None
+        self._shm_lock = threading.Lock()
+        self._reset_routing()
+        super().__init__(*args, **kwargs)
+
+    def _reset_routing(self) -> None:
+        self._session_tried = False   # the module was asked on this socket
+        self._rebind_pending = False  # AUTH/HELLO/RESET/SELECT ran: a new session is due
+        self._in_transaction = False  # MULTI or WATCH: the socket's client holds it
+        self._pinned = False          # subscriber, MONITOR, tracking: socket until closed
+        self._shm_sent: deque[bytes] = deque()  # requests whose replies are not fetched
+        self._shm_inflight = 0        # their bytes
+        self._ready: deque = deque()  # replies fetched, not yet handed to the parser
+        self._shm_unread = 0          # replies the session owes redis-py's reads
+        self._socket_unread = 0       # ... and those the socket owes, after them
+        self._socket_used = time.monotonic()
+
+    @property
+    def transport(self) -> str:
+        """"shm" while commands go through shared memory, else "socket"."""
+        return "shm" if self._shm is not None else "socket"
+
+    # ---- connecting ----
+
+    def _connect(self):
+        return _SocketView(super()._connect(), self)
+
+    def on_connect(self) -> None:
+        super().on_connect()
+        self._start_session()
+
+    def on_connect_check_health(self, *args, **kwargs) -> None:  # redis-py >= 6
+        super().on_connect_check_health(*args, **kwargs)
+        self._start_session()
+
+    def _address(self) -> str:
+        return self._host_error()
+
+    def _socket_request(self, *args) -> object:
+        """One command over the socket and its reply; an error reply is
+        returned, not raised (nor does it close the connection)."""
+        self._send_socket(self.pack_command(*args), 1, check_health=False)
+        try:
+            return self.read_response(disconnect_on_error=False)
+        except RedisError as exc:
+            if self._sock is None:
+                raise
+            return exc
+
+    def _start_session(self) -> None:
+        """Ask the server for a session, once per socket (and after a rebind)."""
+        if self._session_tried or self._sock is None:
+            return
+        self._session_tried = True
+        self._rebind_pending = False  # the new session takes the client as it is now
+        hello = self._socket_request("HELLO")
+        if isinstance(hello, RedisError):
+            return  # NOAUTH: commands fail on the socket as they would anyway
+        if not _lists_shm_module(hello):
+            if self._address() not in _logged_without_module:
+                _logged_without_module.add(self._address())
+                log.warning("%s has no shm module: redis-py uses its socket",
+                            self._address())
+            return
+        reply = self._socket_request("SHM.HANDSHAKE")
+        if isinstance(reply, RedisError) or not isinstance(reply, list) or len(reply) < 3:
+            log.info("%s: no shared-memory session (%s); using the socket",
+                     self._address(), reply)
+            return
+        token, path, ring_size = (_text(item) for item in reply[:3])
+        try:
+            self._shm = ShmChannel(str(path), str(token), int(ring_size), self.socket_timeout)
+        except ChannelError as exc:
+            log.info("%s: no shared-memory session (%s); using the socket",
+                     self._address(), exc)
+            return
+        _live.add(self)
+
+    def _drop_session(self) -> None:
+        shm, self._shm = self._shm, None
+        if shm is not None:
+            with self._shm_lock:
+                shm.close()
+
+    def disconnect(self, *args, **kwargs) -> None:
+        self._drop_session()
+        self._reset_routing()
+        super().disconnect(*args, **kwargs)
+
+    # ---- sending ----
+
+    def pack_commands(self, commands):
+        batch = _Batch(b"".join(self.pack_command(*args)) for args in commands)
+        batch.args = [tuple(args) for args in commands]
+        batch.routes = [_route(args[0]) for args in batch.args]
+        return batch
+
+    def send_command(self, *args, **kwargs) -> None:
+        check_health = kwargs.get("check_health", True)
+        route = _route(args[0]) if args else _SOCKET
+        if route == _SHM and self._shm_usable():
+            self._send_shm(b"".join(self.pack_command(*args)), check_health)
+        else:
+            self._note_socket_command(route, args)
+            self._send_socket(self.pack_command(*args), 1, check_health)
+
+    def send_packed_command(self, command, check_health: bool = True) -> None:
+        if not isinstance(command, _Batch):  # packed by someone else: the socket's
+            if isinstance(command, (bytes, str)):
+                command = [command]
+            self._send_socket(command, _count_requests(command), check_health)
+            return
+        at = 0
+        while at < len(command) and command.routes[at] == _SHM and self._shm_usable():
+            self._send_shm(command[at], check_health)
+            check_health = False
+            at += 1
+        if at < len(command):
+            for route, args in zip(command.routes[at:], command.args[at:]):
+                self._note_socket_command(route, args)
+            self._send_socket([b"".join(command[at:])], len(command) - at, check_health)
+
+    def _shm_usable(self) -> bool:
+        if self._pinned or self._in_transaction or self._socket_unread:
+            return False
+        if self._rebind_pending:
+            self._rebind_pending = False
+            self._drop_session()
+            self._session_tried = False
+            self._start_session()
+        return self._shm is not None
+
+    def _note_socket_command(self, route: int, args: tuple) -> None:
+        if route == _REBIND:
+            self._rebind_pending = True
+        elif route == _BEGIN_PIN:
+            self._in_transaction = True
+        elif route == _END_PIN:
+            self._in_transaction = False
+        elif route == _PIN:
+            self._pinned = True
+        elif route == _CLIENT:
+            words = _words(args)
+            if len(words) > 1 and words[1] in ("tracking", "reply"):
+                self._pinned = True
+
+    def _send_socket(self, chunks, count: int, check_health: bool) -> None:
+        """Send on the socket, once every reply the session owes is fetched."""
+        if self._shm_sent:
+            self._settle()
+        if self._rebind_pending or self._pinned:
+            self._drop_session()  # the old session's replies are all fetched
+        super().send_packed_command(chunks, check_health=check_health)
+        self._socket_unread += count
+        self._socket_used = time.monotonic()
+
+    def _send_shm(self, request: bytes, check_health: bool) -> None:
+        if check_health and self.health_check_interval:
+            self.check_health()
+            if self._shm is None or not self._shm_usable():  # the check reconnected
+                self._send_socket([request], 1, False)
+                return
+        if (time.monotonic() - self._socket_used > KEEPALIVE_AFTER
+                and not self._shm_unread):
+            self._keep_socket_alive()
+        if self._shm_sent and self._shm_inflight + len(request) > _INFLIGHT_MAX:
+            self._settle()
+        shm = self._shm
+        try:
+            with self._shm_lock:
+                shm.send(request)
+        except ChannelTimeout:
+            self.disconnect()
+            raise RedisTimeoutError("Timeout writing to socket") from None
+        except ChannelError as exc:
+            self.disconnect()
+            raise RedisConnectionError(f"Error while writing to socket. {exc}.") from None
+        self._shm_sent.append(request)
+        self._shm_inflight += len(request)
+        self._shm_unread += 1
+
+    def _keep_socket_alive(self) -> None:
+        """The server's `timeout` sees only the socket: while commands go
+        through shared memory, a bare HELLO now and then keeps the
+        connection as alive as the same traffic on the socket would."""
+        self._socket_request("HELLO")
+
+    # ---- reading ----
+
+    def read_response(self, *args, **kwargs):
+        try:
+            response = super().read_response(*args, **kwargs)
+        except ResponseError:
+            self._reply_read()
+            raise
+        self._reply_read()
+        return response
+
+    def _reply_read(self) -> None:
+        if self._shm_unread:
+            self._shm_unread -= 1
+        elif self._socket_unread:
+            self._socket_unread -= 1
+
+    def _shm_pending(self) -> bool:
+        return bool(self._ready or self._shm_sent)
+
+    def _shm_bytes(self, size: int, peek: bool):
+        """Up to `size` bytes of the next shared-memory reply; None when the
+        session owes none (the socket's bytes are next); b"" when the session
+        ended, which redis-py reports as a closed connection."""
+        ready = self._ready
+        while not ready and self._shm_sent:
+            if not self._fetch():
+                return b""
+        if not ready:
+            return None
+        head = ready[0]
+        if len(head) <= size:
+            if not peek:
+                ready.popleft()
+            return head
+        if not isinstance(head, memoryview):
+            head = ready[0] = memoryview(head)
+        if not peek:
+            ready[0] = head[size:]
+        return head[:size]
+
+    def _fetch(self) -> bool:
+        """Fetch the next reply the session owes; False when the session is over."""
+        request = self._shm_sent.popleft()
+        self._shm_inflight -= len(request)
+        shm = self._shm
+        try:
+            with self._shm_lock:
+                data = shm.recv()
+        except ChannelTimeout:
+            raise socket.timeout("timed out") from None
+        except ChannelClosed:
+            self._shm_sent.clear()
+            return False
+        except ChannelError as exc:
+            raise ConnectionResetError(str(exc)) from None
+        if data.startswith(_FALLBACK):
+            self._refused(request)
+        else:
+            self._ready.append(data)
+        return True
+
+    def _settle(self) -> None:
+        """Fetch every reply the session owes (they wait in order)."""
+        while self._shm_sent:
+            if not self._fetch():
+                raise RedisConnectionError("Connection closed by server.")
+
+    def _refused(self, request: bytes) -> None:
+        """The module refused `request`, and skipped those sent after it:
+        they all go over the socket, in order, after the replies before them."""
+        requests = [request, *self._shm_sent]
+        shm = self._shm
+        try:
+            with self._shm_lock:
+                for _ in self._shm_sent:
+                    shm.recv()
+                shm.resume()
+        except ChannelError as exc:
+            raise ConnectionResetError(str(exc)) from None
+        self._shm_sent.clear()
+        self._shm_inflight = 0
+        self._shm_unread -= len(requests)
+        super().send_packed_command([b"".join(requests)], check_health=False)
+        self._socket_unread += len(requests)
+        self._socket_used = time.monotonic()
+
+
+def _count_requests(chunks) -> int:
+    """How many requests a packed command holds (redis-py's packer writes
+    each as one RESP array): at least one."""
+    from .resp import NOT_ENOUGH, Reader
+    reader = Reader()
+    for chunk in chunks:
+        reader.feed(chunk.encode() if isinstance(chunk, str) else bytes(chunk))
+    count = 0
+    while reader.gets() is not NOT_ENOUGH:
+        count += 1
+    return max(count, 1)
+
+
+def _forget_sessions_in_child() -> None:
+    """After fork(): the parent's sessions are not the child's to use."""
+    for connection in list(_live):
+        connection._shm = None  # the mapping goes with the child; the parent's stays open
+        connection._session_tried = True
+
+
+os.register_at_fork(after_in_child=_forget_sessions_in_child)
+
+
+class ShmConnection(_ShmRouting, _RedisConnection):
+    """redis-py's TCP Connection with a shared-memory session (a local server)."""
+
+
+class ShmUnixConnection(_ShmRouting, _RedisUnixConnection):
+    """redis-py's UnixDomainSocketConnection with a shared-memory session."""
+
+
+_SHM_CLASSES = ((_RedisUnixConnection, ShmUnixConnection), (_RedisConnection, ShmConnection))
+
+
+def _use_shm(pool: redis.ConnectionPool) -> None:
+    """Make `pool` open shared-memory connections (TLS ones stay as they are)."""
+    for plain, shm in _SHM_CLASSES:
+        if pool.connection_class is plain:
+            pool.connection_class = shm
+
+
+class Redis(redis.Redis):
+    """redis.Redis whose connections use shared memory where the server has
+    the module; every argument is redis.Redis's."""
+
+    def __init__(self, *args, single_connection_client: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        _use_shm(self.connection_pool)
+        if single_connection_client:  # its connection comes from the pool as it is now
+            auto_close = getattr(self, "auto_close_connection_pool", False)
+            super().__init__(connection_pool=self.connection_pool, single_connection_client=True)
+            self.auto_close_connection_pool = auto_close
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs) -> Redis:
+        """redis.Redis.from_url, also taking redis+shm:// and unix+shm://."""
+        scheme, sep, rest = url.partition("://")
+        if sep and scheme.endswith("+shm"):
+            url = scheme[:-len("+shm")] + sep + rest
+        return super().from_url(url, **kwargs)
+
+
+def from_url(url: str, **kwargs) -> Redis:
+    """A client for `url` (redis://, unix://, or the same with "+shm") whose
+    connections use shared memory where the server has the module."""
+    return Redis.from_url(url, **kwargs)

@@ -1,0 +1,348 @@
+"""redis-py over shared memory (shmcli.redis_py, issue 13), differential:
+every reply, exception and behaviour is compared with redis-py's own
+connection over the unix socket of the same server, with both of redis-py's
+parsers (hiredis and Python), RESP2 and RESP3.  The module's INFO counters
+show which commands went through shared memory."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+import pytest
+import redis
+from redis._parsers import _HiredisParser, _RESP2Parser, _RESP3Parser
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from reply_corpus import CORPUS, SEED
+from servers import Server
+
+from shmcli import redis_py
+
+PARSERS = {"hiredis": {2: _HiredisParser, 3: _HiredisParser},
+           "python": {2: _RESP2Parser, 3: _RESP3Parser}}
+
+
+def shm_info(server: Server) -> dict:
+    """The module's counters, read over a plain socket (which opens no session)."""
+    with redis.Redis(unix_socket_path=server.unix_socket) as admin:
+        return admin.info("shm")
+
+
+def shm_commands(server: Server) -> int:
+    return shm_info(server)["shm_commands"]
+
+
+def seen(value):
+    """A reply as a caller sees it, with exceptions (raised, or inside a
+    pipeline's or a script's array) as (type, message)."""
+    if isinstance(value, Exception):
+        return (type(value), str(value))
+    if isinstance(value, (list, tuple)):
+        return type(value)(seen(item) for item in value)
+    if isinstance(value, dict):
+        return {key: seen(item) for key, item in value.items()}
+    return value
+
+
+def outcome(call):
+    """A call's result, or its exception: what a caller sees."""
+    try:
+        return seen(call())
+    except (redis.RedisError, UnicodeDecodeError) as exc:
+        return seen(exc)
+
+
+@pytest.fixture
+def seeded(server: Server) -> Server:
+    with server.admin() as conn:
+        for command in SEED:
+            conn.execute(*command)
+    return server
+
+
+@pytest.mark.parametrize("parser", list(PARSERS))
+@pytest.mark.parametrize("protocol", [2, 3])
+@pytest.mark.parametrize("decode", [False, True], ids=["bytes", "decoded"])
+def test_every_reply_is_what_redis_py_returns_over_its_socket(
+        seeded: Server, parser: str, protocol: int, decode: bool) -> None:
+    options = dict(path=seeded.unix_socket, protocol=protocol, decode_responses=decode,
+                   parser_class=PARSERS[parser][protocol])
+    plain, shm = (redis.Redis(connection_pool=redis.ConnectionPool(connection_class=cls,
+                                                                   **options))
+                  for cls in (redis.UnixDomainSocketConnection, redis_py.ShmUnixConnection))
+    before = shm_commands(seeded)
+    for name, argv in CORPUS:
+        assert outcome(lambda: shm.execute_command(*argv)) == \
+            outcome(lambda: plain.execute_command(*argv)), name
+    assert shm.connection_pool.get_connection().transport == "shm"
+    assert shm_commands(seeded) - before > len(CORPUS) // 2
+    plain.close()
+    shm.close()
+
+
+def test_typed_commands_and_their_exceptions_match(server: Server) -> None:
+    plain = redis.Redis(unix_socket_path=server.unix_socket, decode_responses=True)
+    shm = redis_py.Redis(unix_socket_path=server.unix_socket, decode_responses=True)
+    for client, prefix in ((plain, "p:"), (shm, "s:")):
+        client.hset(prefix + "h", mapping={"a": 1, "b": "x"})
+        client.zadd(prefix + "z", {"m1": 1.5, "m2": 2})
+        client.set(prefix + "n", 41)
+    checks = [
+        lambda c, p: c.hgetall(p + "h"), lambda c, p: c.zrange(p + "z", 0, -1, withscores=True),
+        lambda c, p: c.incr(p + "n"), lambda c, p: c.exists(p + "h", p + "nope"),
+        lambda c, p: c.lpush(p + "h", 1), lambda c, p: c.incr(p + "h"),
+        lambda c, p: c.ttl(p + "n"), lambda c, p: c.type(p + "z"),
+        lambda c, p: c.execute_command("NOSUCH", "x"), lambda c, p: c.get(p + "missing"),
+        lambda c, p: c.scan(0, match=p + "*", count=1000)[1].sort(),
+    ]
+    for check in checks:
+        assert outcome(lambda: check(shm, "s:")) == outcome(lambda: check(plain, "p:"))
+
+
+def test_a_pipeline_goes_through_shared_memory_in_one_batch(server: Server) -> None:
+    shm = redis_py.Redis(unix_socket_path=server.unix_socket)
+    plain = redis.Redis(unix_socket_path=server.unix_socket)
+    results = {}
+    for client, key in ((plain, b"p"), (shm, b"s")):
+        before = shm_commands(server)
+        with client.pipeline(transaction=False) as pipe:
+            for _ in range(100):
+                pipe.incr(key)
+            pipe.get(key).lpush(key, 1).get(b"missing")
+            results[key] = (pipe.execute(raise_on_error=False), shm_commands(server) - before)
+    (plain_replies, plain_shm), (shm_replies, shm_count) = results[b"p"], results[b"s"]
+    assert seen(shm_replies) == seen(plain_replies)
+    assert plain_shm == 0 and shm_count == 103
+
+
+def test_a_refused_command_and_the_rest_of_its_batch_go_over_the_socket(server: Server) -> None:
+    shm = redis_py.Redis(unix_socket_path=server.unix_socket)
+    before = shm_info(server)["shm_refused"]
+    with shm.pipeline(transaction=False) as pipe:
+        pipe.set("a", 1).incr("a")
+        pipe.eval("return redis.call('INCR', KEYS[1])", 1, "a")  # scripts run on the socket
+        pipe.incr("a").get("a")
+        assert pipe.execute() == [True, 2, 3, 4, b"4"]
+    assert shm_info(server)["shm_refused"] > before
+    assert shm.get("a") == b"4"
+    assert shm.connection_pool.get_connection().transport == "shm"
+
+
+def test_transactions_and_watch_behave_as_over_the_socket(server: Server) -> None:
+    shm = redis_py.Redis(unix_socket_path=server.unix_socket)
+    other = redis.Redis(unix_socket_path=server.unix_socket)
+    with shm.pipeline() as pipe:
+        assert pipe.set("k", 1).incr("k").get("k").execute() == [True, 2, b"2"]
+    with shm.pipeline() as pipe:
+        pipe.watch("k")
+        assert pipe.get("k") == b"2"
+        other.set("k", "changed")  # another client writes: EXEC must fail
+        pipe.multi()
+        pipe.set("k", "mine")
+        with pytest.raises(redis.WatchError):
+            pipe.execute()
+    assert shm.get("k") == b"changed"
+    with shm.pipeline() as pipe:  # an error inside the transaction
+        pipe.set("l", 1).lpush("l", 1).incr("l")
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            pipe.execute()
+    assert shm.get("l") == b"2"
+
+
+def test_blocking_commands_pubsub_and_monitor_use_the_socket(server: Server) -> None:
+    shm = redis_py.Redis(unix_socket_path=server.unix_socket)
+    assert shm.blpop(["q"], timeout=0.05) is None
+    pusher = threading.Timer(0.2, lambda: redis.Redis(unix_socket_path=server.unix_socket)
+                             .rpush("q", "job"))
+    pusher.start()
+    assert shm.blpop(["q"], timeout=5) == (b"q", b"job")
+    pusher.join()
+
+    pubsub = shm.pubsub()
+    pubsub.subscribe("ch")
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+    assert shm.publish("ch", "hello") == 1
+    message = pubsub.get_message(timeout=5)
+    assert (message["channel"], message["data"]) == (b"ch", b"hello")
+    pubsub.close()
+
+    with shm.monitor() as monitor:
+        redis.Redis(unix_socket_path=server.unix_socket).set("seen", "1")
+        for command in monitor.listen():
+            if "seen" in command["command"]:
+                break
+    assert shm.get("seen") == b"1"
+
+
+def test_client_side_tracking_stays_on_the_socket(server: Server) -> None:
+    shm = redis_py.Redis(unix_socket_path=server.unix_socket, protocol=3,
+                         single_connection_client=True)
+    shm.set("t", "1")
+    assert shm.connection.transport == "shm"
+    shm.client_tracking_on()
+    assert shm.get("t") == b"1"
+    assert shm.connection.transport == "socket"  # invalidations belong to the socket's client
+    shm.close()
+
+
+def test_connection_options_are_redis_pys(make_server) -> None:
+    srv = make_server("redis", "main-thread")
+    admin = redis.Redis(unix_socket_path=srv.unix_socket)
+    admin.acl_setuser("app", enabled=True, passwords=["+secret"], keys=["*"],
+                      commands=["+@all"])
+    shm = redis_py.Redis(unix_socket_path=srv.unix_socket, db=3, username="app",
+                         password="secret", client_name="worker-1",
+                         health_check_interval=1)
+    shm.set("k", "in-db-3")
+    connection = shm.connection_pool.get_connection()
+    assert connection.transport == "shm"
+    shm.connection_pool.release(connection)
+    assert redis.Redis(unix_socket_path=srv.unix_socket, db=3).get("k") == b"in-db-3"
+    assert admin.get("k") is None
+    plain = redis.Redis(unix_socket_path=srv.unix_socket, username="app", password="secret",
+                        client_name="worker-1")
+    assert shm.client_getname() == plain.client_getname()
+    assert shm.acl_whoami() == plain.acl_whoami()
+    time.sleep(1.1)  # past the health check interval: a PING first, then the command
+    assert shm.get("k") == b"in-db-3"
+
+    from redis.credentials import UsernamePasswordCredentialProvider
+    provided = redis_py.Redis(unix_socket_path=srv.unix_socket, credential_provider=(
+        UsernamePasswordCredentialProvider("app", "secret")))
+    assert provided.acl_whoami() == plain.acl_whoami()
+    assert provided.connection_pool.get_connection().transport == "shm"
+    with pytest.raises(redis.AuthenticationError):
+        redis_py.Redis(unix_socket_path=srv.unix_socket, username="app",
+                       password="wrong").ping()
+
+
+def test_select_and_auth_in_flight_open_a_new_session(make_server) -> None:
+    srv = make_server("redis", "main-thread")
+    redis.Redis(unix_socket_path=srv.unix_socket).acl_setuser(
+        "other", enabled=True, passwords=["+pw"], keys=["o:*"], commands=["+@all"])
+    shm = redis_py.Redis(unix_socket_path=srv.unix_socket, single_connection_client=True)
+    shm.execute_command("SELECT", 4)
+    shm.set("k", "db4")
+    assert shm.connection.transport == "shm"
+    assert redis.Redis(unix_socket_path=srv.unix_socket, db=4).get("k") == b"db4"
+    shm.execute_command("AUTH", "other", "pw")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        shm.set("k", "denied")  # the new session runs as the new user
+    shm.set("o:k", "ok")
+    assert shm.connection.transport == "shm"
+    shm.close()
+
+
+def test_a_timeout_is_redis_pys_timeout(make_server) -> None:
+    srv = make_server("redis", "main-thread")
+    admin = redis.Redis(unix_socket_path=srv.unix_socket)
+    outcomes = []
+    for cls in (redis.Redis, redis_py.Redis):
+        client = cls(unix_socket_path=srv.unix_socket, socket_timeout=0.2,
+                     retry=Retry(NoBackoff(), 0))
+        client.ping()
+        admin.client_pause(5000)  # the SET waits on the paused socket
+        try:
+            outcomes.append(outcome(lambda c=client: c.set("k", "v")))
+        finally:
+            admin.client_unpause()
+        assert client.set("k", "v")
+    assert outcomes[0][0] is redis.TimeoutError and outcomes[1] == outcomes[0]
+    assert redis_py.Redis(unix_socket_path=srv.unix_socket).connection_pool.get_connection() \
+        .transport == "shm"
+
+
+def test_without_the_module_the_socket_is_used_with_one_log_line(
+        make_server, caplog: pytest.LogCaptureFixture) -> None:
+    srv = make_server("redis", "main-thread", load_module=False)
+    caplog.set_level(logging.INFO, logger="shmcli.redis_py")
+    admin = redis.Redis(unix_socket_path=srv.unix_socket)
+    errors = []
+    for cls in (redis.Redis, redis_py.Redis):  # redis-py's own handshake may count some
+        before = admin.info("stats")["total_error_replies"]
+        for _ in range(3):
+            client = cls(unix_socket_path=srv.unix_socket)
+            assert client.set("k", "v") and client.get("k") == b"v"
+            client.close()
+        errors.append(admin.info("stats")["total_error_replies"] - before)
+    assert errors[1] == errors[0]
+    connection = redis_py.Redis(unix_socket_path=srv.unix_socket).connection_pool.get_connection()
+    assert connection.transport == "socket"
+    assert [r.getMessage() for r in caplog.records].count(
+        f"{srv.unix_socket} has no shm module: redis-py uses its socket") == 1
+
+
+def test_a_dead_server_raises_and_a_restarted_one_gets_a_new_session(make_server) -> None:
+    srv = make_server("redis", "main-thread")
+    shm = redis_py.Redis(unix_socket_path=srv.unix_socket,
+                         retry=Retry(NoBackoff(), 2), retry_on_error=[redis.ConnectionError])
+    assert shm.set("k", "v")
+    srv.stop()
+    with pytest.raises(redis.ConnectionError):
+        shm.get("k")
+    srv.start()
+    assert shm.get("k") is None  # no persistence: the data is gone, the client is not
+    assert shm.connection_pool.get_connection().transport == "shm"
+    assert shm_info(srv)["shm_sessions_opened"] >= 1
+
+
+def test_threads_sharing_a_client_each_get_their_own_replies(server: Server) -> None:
+    shm = redis_py.Redis(unix_socket_path=server.unix_socket)
+    failures: list[str] = []
+    deadline = time.monotonic() + 1.5
+
+    def work(n: int) -> None:
+        i = 0
+        while time.monotonic() < deadline:
+            key, value = f"t{n}", f"{n}:{i}"
+            with shm.pipeline(transaction=False) as pipe:
+                replies = pipe.set(key, value).get(key).execute()
+            if replies != [True, value.encode()] or shm.get(key) != value.encode():
+                failures.append(f"thread {n}: {replies}")
+            i += 1
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+    assert shm.connection_pool.get_connection().transport == "shm"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_opens_its_own_session(server: Server) -> None:
+    shm = redis_py.Redis(unix_socket_path=server.unix_socket)
+    shm.set("k", "parent")
+    opened = shm_info(server)["shm_sessions_opened"]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: redis-py's pool sees the new pid and connects anew
+        try:
+            value = shm.get("k")
+            transport = shm.connection_pool.get_connection().transport
+            os.write(write, f"{value!r} {transport}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        assert pipe.read() == "b'parent' shm"
+    os.waitpid(pid, 0)
+    assert shm_info(server)["shm_sessions_opened"] == opened + 1
+    assert shm.set("k", "still the parent's") and shm.get("k") == b"still the parent's"
+
+
+def test_from_url_takes_shm_schemes(server: Server) -> None:
+    for url in (f"unix+shm://{server.unix_socket}", f"unix://{server.unix_socket}?db=2",
+                f"redis+shm://127.0.0.1:{server.port}/1"):
+        client = redis_py.from_url(url)
+        assert client.set("k", url) and client.get("k") == url.encode()
+        assert client.connection_pool.get_connection().transport == "shm"
+        client.close()
+    pool = redis.ConnectionPool(connection_class=redis_py.ShmUnixConnection,
+                                path=server.unix_socket)
+    assert redis.Redis(connection_pool=pool).ping()
+    assert pool.get_connection().transport == "shm"
