@@ -133,7 +133,7 @@ def _fields(reply: object) -> dict:
     if isinstance(reply, dict):
         return {_text(key): value for key, value in reply.items()}
     if isinstance(reply, list):
-        return {_text(key): value for key, value in zip(reply[::2], reply[1::2])}
+        return {_text(key): value for key, value in zip(reply[::2], reply[1::2], strict=False)}
     return {}
 
 
@@ -303,7 +303,7 @@ class _ShmRouting:
             check_health = False
             at += 1
         if at < len(command):
-            for route, args in zip(command.routes[at:], command.args[at:]):
+            for route, args in zip(command.routes[at:], command.args[at:], strict=True):
                 self._note_socket_command(route, args)
             self._send_socket([b"".join(command[at:])], len(command) - at, check_health)
 
@@ -422,7 +422,7 @@ class _ShmRouting:
             with self._shm_lock:
                 data = shm.recv()
         except ChannelTimeout:
-            raise socket.timeout("timed out") from None
+            raise TimeoutError("timed out") from None  # socket.timeout
         except ChannelClosed:
             self._shm_sent.clear()
             return False

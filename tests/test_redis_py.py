@@ -75,8 +75,8 @@ def test_every_reply_is_what_redis_py_returns_over_its_socket(
                   for cls in (redis.UnixDomainSocketConnection, redis_py.ShmUnixConnection))
     before = shm_commands(seeded)
     for name, argv in CORPUS:
-        assert outcome(lambda: shm.execute_command(*argv)) == \
-            outcome(lambda: plain.execute_command(*argv)), name
+        assert outcome(lambda a=argv: shm.execute_command(*a)) == \
+            outcome(lambda a=argv: plain.execute_command(*a)), name
     assert shm.connection_pool.get_connection().transport == "shm"
     assert shm_commands(seeded) - before > len(CORPUS) // 2
     plain.close()
@@ -99,7 +99,7 @@ def test_typed_commands_and_their_exceptions_match(server: Server) -> None:
         lambda c, p: c.scan(0, match=p + "*", count=1000)[1].sort(),
     ]
     for check in checks:
-        assert outcome(lambda: check(shm, "s:")) == outcome(lambda: check(plain, "p:"))
+        assert outcome(lambda f=check: f(shm, "s:")) == outcome(lambda f=check: f(plain, "p:"))
 
 
 def test_a_pipeline_goes_through_shared_memory_in_one_batch(server: Server) -> None:
