@@ -26,7 +26,8 @@ from cluster_nodes import Cluster
 from servers import Server, free_port
 from test_repl import finish, spawn
 
-from shmcli.resp import NOT_ENOUGH, Reader, Status
+from shmcli.cluster import parse_redirect
+from shmcli.resp import NOT_ENOUGH, Bulk, Error, Reader, Status
 
 Result = subprocess.CompletedProcess[bytes]
 
@@ -88,6 +89,34 @@ def assert_same(theirs: Result, ours: Result) -> None:
 
 def redirect_line(slot: int, node: Server) -> bytes:
     return b"-> Redirected to slot [%d] located at 127.0.0.1:%d\n" % (slot, node.port)
+
+
+# ---- reading a redirection ----
+
+@pytest.mark.parametrize(("line", "expected"), [
+    (b"MOVED 3999 127.0.0.1:6381", (3999, "127.0.0.1", 6381, False)),
+    (b"ASK 3999 127.0.0.1:6381", (3999, "127.0.0.1", 6381, True)),
+    (b"MOVED 1 ::1:7000", (1, "::1", 7000, False)),  # split at the last colon
+    (b"MOVED 5 node-a.example:7001", (5, "node-a.example", 7001, False)),
+    (b"MOVED 12", None),  # redis-cli would read past the line: left as an error
+    (b"MOVED 12 nocolon", None),
+    (b"MOVEDX 12 h:1", None),
+    (b"ERR MOVED 12 h:1", None),
+])
+def test_parse_redirect(line: bytes, expected: tuple[object, ...] | None) -> None:
+    redirect = parse_redirect(Error(line))
+    if expected is None:
+        assert redirect is None
+    else:
+        assert redirect is not None
+        assert (redirect.slot, redirect.host, redirect.port, redirect.ask) == expected
+
+
+def test_redirect_line() -> None:
+    redirect = parse_redirect(Error(b"ASK 866 ::1:7002"))
+    assert redirect is not None
+    assert redirect.message == b"-> Redirected to slot [866] located at ::1:7002\n"
+    assert parse_redirect(Bulk(b"MOVED 1 h:1")) is None  # only an error reply redirects
 
 
 # ---- one-shot ----
