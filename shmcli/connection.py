@@ -316,6 +316,9 @@ class Connection:
             if hello is None or not _lists_shm_module(hello):
                 self._module_absent = True
                 raise ChannelError("the shm module is not loaded on this server")
+            if _pairs(hello).get(b"mode") == Bulk(b"cluster"):  # it refuses sessions there
+                self._module_absent = True
+                raise ChannelError("the shm module has no sessions in cluster mode")
             reply = self._socket_execute(encode_command("SHM.HANDSHAKE"))
             if isinstance(reply, Error):
                 raise ChannelError(reply.message)

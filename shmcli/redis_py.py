@@ -249,6 +249,8 @@ class _ShmRouting:
                 log.warning("%s has no shm module: redis-py uses its socket",
                             self._address())
             return
+        if _text(_fields(hello).get("mode")) == "cluster":
+            return  # the module has no sessions for a cluster node
         reply = self._socket_request("SHM.HANDSHAKE")
         if isinstance(reply, RedisError) or not isinstance(reply, list) or len(reply) < 3:
             log.info("%s: no shared-memory session (%s); using the socket",

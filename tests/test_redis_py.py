@@ -35,6 +35,16 @@ def shm_commands(server: Server) -> int:
     return shm_info(server)["shm_commands"]
 
 
+def transport_of(client: redis.Redis) -> str:
+    """What the client's pool hands out carries commands over."""
+    pool = client.connection_pool
+    connection = pool.get_connection("PING")  # redis-py < 5.3 needs a name
+    try:
+        return connection.transport
+    finally:
+        pool.release(connection)
+
+
 def seen(value):
     """A reply as a caller sees it, with exceptions (raised, or inside a
     pipeline's or a script's array) as (type, message)."""
@@ -77,7 +87,7 @@ def test_every_reply_is_what_redis_py_returns_over_its_socket(
     for name, argv in CORPUS:
         assert outcome(lambda a=argv: shm.execute_command(*a)) == \
             outcome(lambda a=argv: plain.execute_command(*a)), name
-    assert shm.connection_pool.get_connection().transport == "shm"
+    assert transport_of(shm) == "shm"
     assert shm_commands(seeded) - before > len(CORPUS) // 2
     plain.close()
     shm.close()
@@ -128,7 +138,7 @@ def test_a_refused_command_and_the_rest_of_its_batch_go_over_the_socket(server: 
         assert pipe.execute() == [True, 2, 3, 4, b"4"]
     assert shm_info(server)["shm_refused"] > before
     assert shm.get("a") == b"4"
-    assert shm.connection_pool.get_connection().transport == "shm"
+    assert transport_of(shm) == "shm"
 
 
 def test_transactions_and_watch_behave_as_over_the_socket(server: Server) -> None:
@@ -197,9 +207,7 @@ def test_connection_options_are_redis_pys(make_server) -> None:
                          password="secret", client_name="worker-1",
                          health_check_interval=1)
     shm.set("k", "in-db-3")
-    connection = shm.connection_pool.get_connection()
-    assert connection.transport == "shm"
-    shm.connection_pool.release(connection)
+    assert transport_of(shm) == "shm"
     assert redis.Redis(unix_socket_path=srv.unix_socket, db=3).get("k") == b"in-db-3"
     assert admin.get("k") is None
     plain = redis.Redis(unix_socket_path=srv.unix_socket, username="app", password="secret",
@@ -213,7 +221,7 @@ def test_connection_options_are_redis_pys(make_server) -> None:
     provided = redis_py.Redis(unix_socket_path=srv.unix_socket, credential_provider=(
         UsernamePasswordCredentialProvider("app", "secret")))
     assert provided.acl_whoami() == plain.acl_whoami()
-    assert provided.connection_pool.get_connection().transport == "shm"
+    assert transport_of(provided) == "shm"
     with pytest.raises(redis.AuthenticationError):
         redis_py.Redis(unix_socket_path=srv.unix_socket, username="app",
                        password="wrong").ping()
@@ -251,8 +259,7 @@ def test_a_timeout_is_redis_pys_timeout(make_server) -> None:
             admin.client_unpause()
         assert client.set("k", "v")
     assert outcomes[0][0] is redis.TimeoutError and outcomes[1] == outcomes[0]
-    assert redis_py.Redis(unix_socket_path=srv.unix_socket).connection_pool.get_connection() \
-        .transport == "shm"
+    assert transport_of(redis_py.Redis(unix_socket_path=srv.unix_socket)) == "shm"
 
 
 def test_without_the_module_the_socket_is_used_with_one_log_line(
@@ -269,8 +276,7 @@ def test_without_the_module_the_socket_is_used_with_one_log_line(
             client.close()
         errors.append(admin.info("stats")["total_error_replies"] - before)
     assert errors[1] == errors[0]
-    connection = redis_py.Redis(unix_socket_path=srv.unix_socket).connection_pool.get_connection()
-    assert connection.transport == "socket"
+    assert transport_of(redis_py.Redis(unix_socket_path=srv.unix_socket)) == "socket"
     assert [r.getMessage() for r in caplog.records].count(
         f"{srv.unix_socket} has no shm module: redis-py uses its socket") == 1
 
@@ -285,7 +291,7 @@ def test_a_dead_server_raises_and_a_restarted_one_gets_a_new_session(make_server
         shm.get("k")
     srv.start()
     assert shm.get("k") is None  # no persistence: the data is gone, the client is not
-    assert shm.connection_pool.get_connection().transport == "shm"
+    assert transport_of(shm) == "shm"
     assert shm_info(srv)["shm_sessions_opened"] >= 1
 
 
@@ -310,7 +316,7 @@ def test_threads_sharing_a_client_each_get_their_own_replies(server: Server) -> 
     for thread in threads:
         thread.join()
     assert not failures
-    assert shm.connection_pool.get_connection().transport == "shm"
+    assert transport_of(shm) == "shm"
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
@@ -323,7 +329,7 @@ def test_a_forked_child_opens_its_own_session(server: Server) -> None:
     if pid == 0:  # the child: redis-py's pool sees the new pid and connects anew
         try:
             value = shm.get("k")
-            transport = shm.connection_pool.get_connection().transport
+            transport = transport_of(shm)
             os.write(write, f"{value!r} {transport}".encode())
         finally:
             os._exit(0)
@@ -340,9 +346,9 @@ def test_from_url_takes_shm_schemes(server: Server) -> None:
                 f"redis+shm://127.0.0.1:{server.port}/1"):
         client = redis_py.from_url(url)
         assert client.set("k", url) and client.get("k") == url.encode()
-        assert client.connection_pool.get_connection().transport == "shm"
+        assert transport_of(client) == "shm"
         client.close()
     pool = redis.ConnectionPool(connection_class=redis_py.ShmUnixConnection,
                                 path=server.unix_socket)
-    assert redis.Redis(connection_pool=pool).ping()
-    assert pool.get_connection().transport == "shm"
+    client = redis.Redis(connection_pool=pool)
+    assert client.ping() and transport_of(client) == "shm"
