@@ -110,7 +110,8 @@ def refused_by_policy(srv: Server, command: tuple[object, ...]) -> bool:
         return False
     flags = {f.text.decode() if hasattr(f, "text") else f.data.decode()  # type: ignore[union-attr]
              for f in entry.items[2].items}  # type: ignore[union-attr]
-    return name in REFUSED_BY_NAME or bool(flags & {"noscript", "blocking"})
+    # a container's rule covers its subcommands (module|help)
+    return name.split("|")[0] in REFUSED_BY_NAME or bool(flags & {"noscript", "blocking"})
 
 
 def expected_refusals(srv: Server, corpus: Sequence[tuple[object, ...]]) -> set[tuple[object, ...]]:

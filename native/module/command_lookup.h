@@ -14,7 +14,7 @@
 
 #define SHM_COMMAND_NAME_MAX 64
 
-/* Command flags we care about, from COMMAND INFO. */
+/* Command flags we care about, from COMMAND. */
 enum {
     SHM_CMD_WRITE = 1 << 0,
     SHM_CMD_DENYOOM = 1 << 1,
@@ -23,6 +23,7 @@ enum {
     SHM_CMD_ADMIN = 1 << 4,
     SHM_CMD_NOSCRIPT = 1 << 5,
     SHM_CMD_MAY_REPLICATE = 1 << 6, /* shown by 7.2+ only */
+    SHM_CMD_NO_AUTH = 1 << 7,       /* command_lookup.c's own use */
 };
 
 struct shm_command {
@@ -46,5 +47,10 @@ static inline int shm_command_arity_ok(const struct shm_command *cmd, size_t arg
 
 /* Forget everything learned (a module was loaded or unloaded). */
 void shm_command_forget(void);
+
+/* Learn the server's table now unless it is known, or was tried since the
+   last forget (BEFORE_SLEEP: learned before any client is served, not in
+   the middle of one's traffic).  A lookup learns it too when needed. */
+void shm_command_learn(RedisModuleCtx *ctx);
 
 #endif

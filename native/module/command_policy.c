@@ -16,7 +16,8 @@
  *     connection_state.c;
  *   - blocking commands are refused: RedisModule_Call cannot block;
  *   - the named list below repeats the most dangerous ones by their full
- *     name, so a server that forgets a flag cannot open them.
+ *     name, so a server that forgets a flag cannot open them; a container's
+ *     rule covers its subcommands (MODULE HELP too, under any name).
  */
 #include "command_policy.h"
 
@@ -57,10 +58,15 @@ static struct shm_verdict refuse(const char *reason) {
 
 #define NO_RULE ((int)(sizeof rules / sizeof rules[0]) + 1)
 
-/* 1 + the index of the command's named rule, or NO_RULE. */
+/* 1 + the index of the command's named rule, or NO_RULE.  A container's
+   rule covers its subcommands ("module" covers "module|help"), whatever
+   their flags say. */
 static int find_rule(const char *name) {
-    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
-        if (!strcmp(rules[i].name, name)) return (int)i + 1;
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
+        size_t len = strlen(rules[i].name);
+        if (!strncmp(rules[i].name, name, len) && (name[len] == '\0' || name[len] == '|'))
+            return (int)i + 1;
+    }
     return NO_RULE;
 }
 

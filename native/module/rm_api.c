@@ -99,6 +99,8 @@ static const struct rm_api_entry rm_api_table[] = {
     REQUIRED(FreeModuleUser),
     REQUIRED(SetContextUser),        /* 7.0.6: the floor of what we support */
     REQUIRED(ACLCheckCommandPermissions),
+    REQUIRED(CreateModuleUser),
+    REQUIRED(SetModuleUserACL),
     REQUIRED(AuthenticateClientWithUser),
     REQUIRED(AuthenticateClientWithACLUser),
     OPTIONAL(RegisterAuthCallback),  /* a capability mark, never called */

@@ -292,6 +292,9 @@ struct rm_api {
     int (*FreeModuleUser)(RedisModuleUser *user);
     void (*SetContextUser)(RedisModuleCtx *ctx, const RedisModuleUser *user); /* 7.0.6 */
     int (*ACLCheckCommandPermissions)(RedisModuleUser *user, RedisModuleString **argv, int argc);
+    /* an unlinked user of our own, invisible to ACL LIST (command_lookup.c) */
+    RedisModuleUser *(*CreateModuleUser)(const char *name);
+    int (*SetModuleUserACL)(RedisModuleUser *user, const char *acl);
     int (*AuthenticateClientWithUser)(RedisModuleCtx *ctx, RedisModuleUser *user, void *callback,
                                       void *privdata, uint64_t *client_id);
     int (*AuthenticateClientWithACLUser)(RedisModuleCtx *ctx, const char *name, size_t len,

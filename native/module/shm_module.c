@@ -15,7 +15,8 @@
  *     timers have millisecond periods, a window is tens of microseconds;
  *   - ClientChange DISCONNECTED ends the sessions of a closed connection,
  *     which also covers CLIENT KILL and ACL DELUSER;
- *   - ModuleChange forgets the commands learned from the server's table.
+ *   - ModuleChange forgets the commands learned from the server's table;
+ *     the next BEFORE_SLEEP learns them again (command_lookup.c).
  * MODULE UNLOAD is refused (sessions hold descriptors in the event loop and,
  * on the fast path, a thread); an unload during shutdown (Valkey 9.1) is a
  * clean stop.
@@ -56,7 +57,6 @@ static void on_poll_timer(int fd, void *ud, int mask) {
 }
 
 static void on_event_loop(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t sub, void *data) {
-    (void)ctx;
     (void)eid;
     (void)data;
     int main_thread_mode = !shm_worker_running();
@@ -72,6 +72,7 @@ static void on_event_loop(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t su
         if (main_thread_mode) shm_main_poll(r);
         shm_reap_failed();
     } else {
+        shm_command_learn(ctx); /* after startup or MODULE LOAD: once, before serving */
         shm_sessions_expire();
         if (!shm_sessions_ever()) return;
         /* Held replies and work that arrived after the pass must not wait
