@@ -30,6 +30,8 @@ ffibuilder.cdef(
                              uint32_t liveness_ms);
     int shm_client_send(struct shm_client *c, uint32_t kind, const char *buf, size_t len,
                         int64_t timeout_ms);
+    int shm_client_send_batch(struct shm_client *c, const char *buf, const size_t *lens,
+                              size_t n, int64_t timeout_ms);
     int shm_client_recv(struct shm_client *c, const char **reply, size_t *reply_len,
                         int64_t timeout_ms);
     int shm_client_call(struct shm_client *c, const char *req, size_t req_len,

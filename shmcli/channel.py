@@ -106,6 +106,14 @@ class ShmChannel:
         if rc:
             self._check(rc)
 
+    def send_batch(self, requests: list[bytes]) -> None:
+        """Send several requests with one doorbell (a pipeline's)."""
+        lens = ffi.new("size_t[]", [len(request) for request in requests])
+        rc = lib.shm_client_send_batch(self._client, b"".join(requests), lens, len(requests),
+                                       self._timeout_ms)
+        if rc:
+            self._check(rc)
+
     def recv(self) -> bytes:
         rc = lib.shm_client_recv(self._client, self._reply, self._reply_len, self._timeout_ms)
         if rc:

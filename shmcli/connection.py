@@ -583,8 +583,7 @@ class Connection:
             raw = [self._shm_call(shm, batch[start][1])]
         else:
             try:
-                for _, request in batch[start:end]:
-                    shm.send(request)
+                shm.send_batch([request for _, request in batch[start:end]])
                 raw = [shm.recv() for _ in range(start, end)]
             except ChannelError as exc:
                 raise self._session_lost(exc) from None

@@ -192,6 +192,7 @@ class _ShmRouting:
 
     def _reset_routing(self) -> None:
         self._session_tried = False   # the module was asked on this socket
+        self._session_ended = False   # the server ended the session under us
         self._rebind_pending = False  # AUTH/HELLO/RESET/SELECT ran: a new session is due
         self._in_transaction = False  # MULTI or WATCH: the socket's client holds it
         self._pinned = False          # subscriber, MONITOR, tracking: socket until closed
@@ -288,7 +289,7 @@ class _ShmRouting:
         check_health = kwargs.get("check_health", True)
         route = _route(args[0]) if args else _SOCKET
         if route == _SHM and self._shm_usable():
-            self._send_shm(b"".join(self.pack_command(*args)), check_health)
+            self._send_shm([b"".join(self.pack_command(*args))], check_health)
         else:
             self._note_socket_command(route, args)
             self._send_socket(self.pack_command(*args), 1, check_health)
@@ -300,10 +301,11 @@ class _ShmRouting:
             self._send_socket(command, _count_requests(command), check_health)
             return
         at = 0
-        while at < len(command) and command.routes[at] == _SHM and self._shm_usable():
-            self._send_shm(command[at], check_health)
+        if command.routes[0] == _SHM and self._shm_usable():
+            while at < len(command) and command.routes[at] == _SHM:
+                at += 1
+            self._send_shm(command[:at], check_health)
             check_health = False
-            at += 1
         if at < len(command):
             for route, args in zip(command.routes[at:], command.args[at:], strict=True):
                 self._note_socket_command(route, args)
@@ -343,30 +345,41 @@ class _ShmRouting:
         self._socket_unread += count
         self._socket_used = time.monotonic()
 
-    def _send_shm(self, request: bytes, check_health: bool) -> None:
+    def _send_shm(self, requests: list[bytes], check_health: bool) -> None:
+        """Send through the session, one doorbell per chunk of requests."""
         if check_health and self.health_check_interval:
             self.check_health()
-            if self._shm is None or not self._shm_usable():  # the check reconnected
-                self._send_socket([request], 1, False)
+            if not self._shm_usable():  # the check reconnected, or the module is gone
+                self._send_socket([b"".join(requests)], len(requests), False)
                 return
         if (time.monotonic() - self._socket_used > KEEPALIVE_AFTER
                 and not self._shm_unread):
             self._keep_socket_alive()
-        if self._shm_sent and self._shm_inflight + len(request) > _INFLIGHT_MAX:
-            self._settle()
-        shm = self._shm
-        try:
-            with self._shm_lock:
-                shm.send(request)
-        except ChannelTimeout:
-            self.disconnect()
-            raise RedisTimeoutError("Timeout writing to socket") from None
-        except ChannelError as exc:
-            self.disconnect()
-            raise RedisConnectionError(f"Error while writing to socket. {exc}.") from None
-        self._shm_sent.append(request)
-        self._shm_inflight += len(request)
-        self._shm_unread += 1
+        start = 0
+        while start < len(requests):
+            end, size = start + 1, len(requests[start])
+            while end < len(requests) and size + len(requests[end]) <= _INFLIGHT_MAX:
+                size += len(requests[end])
+                end += 1
+            if self._shm_sent and self._shm_inflight + size > _INFLIGHT_MAX:
+                self._settle()
+            chunk = requests[start:end]
+            try:
+                with self._shm_lock:
+                    if len(chunk) == 1:
+                        self._shm.send(chunk[0])
+                    else:
+                        self._shm.send_batch(chunk)
+            except ChannelTimeout:
+                self.disconnect()
+                raise RedisTimeoutError("Timeout writing to socket") from None
+            except ChannelError as exc:
+                self.disconnect()
+                raise RedisConnectionError(f"Error while writing to socket. {exc}.") from None
+            self._shm_sent.extend(chunk)
+            self._shm_inflight += size
+            self._shm_unread += len(chunk)
+            start = end
 
     def _keep_socket_alive(self) -> None:
         """The server's `timeout` sees only the socket: while commands go
@@ -395,25 +408,35 @@ class _ShmRouting:
         return bool(self._ready or self._shm_sent)
 
     def _shm_bytes(self, size: int, peek: bool):
-        """Up to `size` bytes of the next shared-memory reply; None when the
-        session owes none (the socket's bytes are next); b"" when the session
-        ended, which redis-py reports as a closed connection."""
+        """Up to `size` bytes of the replies through shared memory, as many
+        whole ones as fit (a pipeline's replies reach the parser in one
+        read); None when the session owes none (the socket's bytes are
+        next); b"" when the session ended, which redis-py reports as a
+        closed connection."""
         ready = self._ready
-        while not ready and self._shm_sent:
-            if not self._fetch():
-                return b""
+        if not ready and self._shm_sent:
+            while self._shm_sent:  # all of them: they were all sent, in order
+                if not self._fetch():
+                    break
         if not ready:
-            return None
+            return b"" if self._session_ended else None
         head = ready[0]
-        if len(head) <= size:
+        if len(head) > size:
+            if not isinstance(head, memoryview):
+                head = ready[0] = memoryview(head)
+            if not peek:
+                ready[0] = head[size:]
+            return head[:size]
+        if peek or len(ready) == 1:
             if not peek:
                 ready.popleft()
             return head
-        if not isinstance(head, memoryview):
-            head = ready[0] = memoryview(head)
-        if not peek:
-            ready[0] = head[size:]
-        return head[:size]
+        parts, taken = [], 0
+        while ready and taken + len(ready[0]) <= size:
+            part = ready.popleft()
+            parts.append(part)
+            taken += len(part)
+        return b"".join(parts)
 
     def _fetch(self) -> bool:
         """Fetch the next reply the session owes; False when the session is over."""
@@ -425,8 +448,10 @@ class _ShmRouting:
                 data = shm.recv()
         except ChannelTimeout:
             raise TimeoutError("timed out") from None  # socket.timeout
-        except ChannelClosed:
+        except ChannelClosed:  # the server ended it: redis-py sees a closed connection
             self._shm_sent.clear()
+            self._drop_session()
+            self._session_ended = True
             return False
         except ChannelError as exc:
             raise ConnectionResetError(str(exc)) from None

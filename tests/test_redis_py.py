@@ -38,7 +38,10 @@ def shm_commands(server: Server) -> int:
 def transport_of(client: redis.Redis) -> str:
     """What the client's pool hands out carries commands over."""
     pool = client.connection_pool
-    connection = pool.get_connection("PING")  # redis-py < 5.3 needs a name
+    try:
+        connection = pool.get_connection()
+    except TypeError:  # redis-py < 5.3 needs a command name
+        connection = pool.get_connection("PING")
     try:
         return connection.transport
     finally:
@@ -352,3 +355,19 @@ def test_from_url_takes_shm_schemes(server: Server) -> None:
                                 path=server.unix_socket)
     client = redis.Redis(connection_pool=pool)
     assert client.ping() and transport_of(client) == "shm"
+
+
+def test_a_killed_connection_is_redis_pys_connection_error(server: Server) -> None:
+    admin = redis.Redis(unix_socket_path=server.unix_socket)
+    outcomes = []
+    for cls in (redis.Redis, redis_py.Redis):
+        client = cls(unix_socket_path=server.unix_socket, retry=Retry(NoBackoff(), 0),
+                     single_connection_client=True)
+        client.set("k", "v")
+        admin.client_kill_filter(_id=client.client_id())  # the session ends with its client
+        outcomes.append(outcome(lambda c=client: c.get("k"))[0])
+        assert client.get("k") == b"v"  # redis-py connects again: a new session
+        if cls is redis_py.Redis:
+            assert client.connection.transport == "shm"
+        client.close()
+    assert outcomes == [redis.ConnectionError, redis.ConnectionError]

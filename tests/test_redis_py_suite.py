@@ -61,6 +61,10 @@ def pip(*args: str) -> None:
 
 @pytest.fixture(scope="module")
 def suite() -> Path:
+    return unpacked_suite()
+
+
+def unpacked_suite() -> Path:
     """redis-py's sdist for the installed version, unpacked, without its
     `redis` package (the installed one is the one under test)."""
     version = redis.__version__
@@ -77,15 +81,16 @@ def suite() -> Path:
     return root
 
 
-def outcomes(suite: Path, server: Server, name: str, plugin: bool) -> dict[str, str]:
+def outcomes(suite: Path, server: Server, name: str, plugin: bool,
+             files: tuple[str, ...] = SUITE_FILES, timeout: float = 600) -> dict[str, str]:
     report = server.dir / f"{name}.xml"
     env = {**os.environ, "PYTHONPATH": str(TESTS / "redis_py_suite")}
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
             f"--redis-url=redis://127.0.0.1:{server.port}/0", f"--junitxml={report}",
             *(["-p", "shm_connections"] if plugin else []),
-            *(f"tests/{file}" for file in SUITE_FILES)]
+            *(f"tests/{file}" for file in files)]
     done = subprocess.run(argv, cwd=suite, env=env, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=timeout)
     assert report.exists(), done.stdout[-3000:] + done.stderr[-3000:]
     result = {}
     for case in ElementTree.parse(report).getroot().iter("testcase"):

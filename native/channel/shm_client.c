@@ -244,13 +244,11 @@ static void release_deferred(struct shm_client *c) {
     ring_if_server_sleeps(c, &c->hdr->rep.producer_waiting);
 }
 
-int shm_client_send(struct shm_client *c, uint32_t kind, const char *buf, size_t len,
-                    int64_t timeout_ms) {
-    if (c->dead) return c->dead;
-    if (atomic_load_explicit(&c->hdr->server_closed, memory_order_acquire))
-        return c->dead = SHM_E_CLOSED; /* nobody would read it */
-    release_deferred(c);
-    uint64_t deadline = deadline_of(timeout_ms);
+/* Write one message into the request ring, fragmenting it; rings the
+   doorbell only when `ring` says so (and before waiting for space, so a
+   sleeping server drains what is there). */
+static int write_message(struct shm_client *c, uint32_t kind, const char *buf, size_t len,
+                         uint64_t deadline, int ring) {
     size_t off = 0;
     do {
         size_t left = len - off;
@@ -259,10 +257,11 @@ int shm_client_send(struct shm_client *c, uint32_t kind, const char *buf, size_t
         int r = shm_ring_write(&c->req, type, buf + off, frag);
         if (r == 1) {
             off += frag;
-            ring_if_server_sleeps(c, &c->hdr->req.consumer_waiting);
+            if (ring) ring_if_server_sleeps(c, &c->hdr->req.consumer_waiting);
         } else if (r == 0) {
             uint32_t head = atomic_load_explicit(&c->hdr->req.head, memory_order_acquire);
             if (head != c->req.head_cache) continue; /* space appeared meanwhile */
+            ring_if_server_sleeps(c, &c->hdr->req.consumer_waiting);
             int w = wait_for_change(c, &c->hdr->req.head, head, &c->hdr->req.producer_waiting,
                                     &c->hdr->req.producer_cpu, deadline);
             if (w != SHM_OK) return w;
@@ -270,6 +269,37 @@ int shm_client_send(struct shm_client *c, uint32_t kind, const char *buf, size_t
             return c->dead = SHM_E_PROTO;
         }
     } while (off < len);
+    return SHM_OK;
+}
+
+static int writable(struct shm_client *c) {
+    if (c->dead) return c->dead;
+    if (atomic_load_explicit(&c->hdr->server_closed, memory_order_acquire))
+        return c->dead = SHM_E_CLOSED; /* nobody would read it */
+    release_deferred(c);
+    return SHM_OK;
+}
+
+int shm_client_send(struct shm_client *c, uint32_t kind, const char *buf, size_t len,
+                    int64_t timeout_ms) {
+    int rc = writable(c);
+    if (rc != SHM_OK) return rc;
+    return write_message(c, kind, buf, len, deadline_of(timeout_ms), 1);
+}
+
+int shm_client_send_batch(struct shm_client *c, const char *buf, const size_t *lens, size_t n,
+                          int64_t timeout_ms) {
+    int rc = writable(c);
+    if (rc != SHM_OK) return rc;
+    uint64_t deadline = deadline_of(timeout_ms);
+    for (size_t i = 0; i < n; i++) {
+        /* The first wakes a sleeping server; the rest are in the ring by the
+           time it looks (one doorbell, not one per request). */
+        rc = write_message(c, SHM_REC_REQUEST, buf, lens[i], deadline, i == 0);
+        if (rc != SHM_OK) return rc;
+        buf += lens[i];
+    }
+    ring_if_server_sleeps(c, &c->hdr->req.consumer_waiting);
     return SHM_OK;
 }
 

@@ -60,6 +60,13 @@ void shm_client_set_spin_ns(struct shm_client *c, uint32_t spin_ns);
 int shm_client_send(struct shm_client *c, uint32_t kind, const char *buf, size_t len,
                     int64_t timeout_ms);
 
+/* Send n requests, back to back in buf (request i is lens[i] bytes), with
+   one doorbell for the batch instead of one per request.  Errors as for
+   shm_client_send; on an error, how many went is unknown (the session is
+   then over). */
+int shm_client_send_batch(struct shm_client *c, const char *buf, const size_t *lens, size_t n,
+                          int64_t timeout_ms);
+
 /* Receive one reply message.  *reply stays valid until the next call on c. */
 int shm_client_recv(struct shm_client *c, const char **reply, size_t *reply_len,
                     int64_t timeout_ms);

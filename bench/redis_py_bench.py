@@ -1,0 +1,156 @@
+"""redis-py over its unix socket (with hiredis) against redis-py over shared
+memory (shmcli.redis_py), side by side, on one server per exec mode.
+
+Workloads, each timed per operation (p50 and p99 of every sample):
+  get, set    one command back to back
+  pipeline    a non-transactional pipeline of 100 INCRs
+  web         one "request" of a small web app: HGETALL + INCR + EXPIRE
+
+The two clients take turns in short blocks (ROUNDS x BLOCK operations each),
+so a load change on the machine hits both alike; the ratio is socket p50 /
+shm p50 (above 1: shm is faster).
+
+    .venv/bin/python bench/redis_py_bench.py [--quick] [--chart]
+writes bench/results/redis_py.json (and docs/img/redis_py.png with --chart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from shmcli import redis_py  # noqa: E402
+from shmcli.testing import Server  # noqa: E402
+
+WORKLOADS = ("get", "set", "pipeline", "web")
+
+
+def operation(client: redis.Redis, workload: str):
+    if workload == "get":
+        client.set("k", "v" * 32)
+        return lambda: client.get("k")
+    if workload == "set":
+        return lambda: client.set("k", "v" * 32)
+    if workload == "pipeline":
+        def pipeline():
+            with client.pipeline(transaction=False) as pipe:
+                for _ in range(100):
+                    pipe.incr("n")
+                return pipe.execute()
+        return pipeline
+    client.hset("session:1", mapping={"user": "ann", "cart": "3", "seen": "12"})
+
+    def web():
+        client.hgetall("session:1")
+        client.incr("hits:page")
+        client.expire("session:1", 1800)
+    return web
+
+
+def percentile(samples: list[int], share: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))] / 1000
+
+
+def measure(server: Server, workload: str, rounds: int, block: int) -> dict:
+    clients = {"socket": redis.Redis(unix_socket_path=server.unix_socket),
+               "shm": redis_py.Redis(unix_socket_path=server.unix_socket)}
+    ops = {name: operation(client, workload) for name, client in clients.items()}
+    samples: dict[str, list[int]] = {name: [] for name in clients}
+    for name, op in ops.items():  # warm up: connections, sessions, caches
+        for _ in range(block):
+            op()
+    clock = time.perf_counter_ns
+    for _ in range(rounds):
+        for name, op in ops.items():
+            out = samples[name]
+            for _ in range(block):
+                start = clock()
+                op()
+                out.append(clock() - start)
+    pool = clients["shm"].connection_pool
+    try:
+        connection = pool.get_connection()
+    except TypeError:  # redis-py < 5.3 needs a command name
+        connection = pool.get_connection("PING")
+    assert connection.transport == "shm", "the shm client fell back to the socket"
+    pool.release(connection)
+    result = {name: {"p50_us": percentile(s, 0.5), "p99_us": percentile(s, 0.99),
+                     "samples": len(s)} for name, s in samples.items()}
+    result["speedup_p50"] = result["socket"]["p50_us"] / result["shm"]["p50_us"]
+    for client in clients.values():
+        client.close()
+    return result
+
+
+def chart(results: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes = list(results["modes"])
+    fig, axes = plt.subplots(1, len(WORKLOADS), figsize=(11, 3.2))
+    for ax, workload in zip(axes, WORKLOADS, strict=True):
+        labels, values, colours = [], [], []
+        for mode in modes:
+            row = results["modes"][mode][workload]
+            labels += [f"unix\n{mode}", f"shm\n{mode}"]
+            values += [row["socket"]["p50_us"], row["shm"]["p50_us"]]
+            colours += ["#999999", "#2a7ab0"]
+        ax.bar(range(len(values)), values, color=colours)
+        ax.set_xticks(range(len(values)), labels, fontsize=7)
+        ax.set_title(workload, fontsize=9)
+        ax.set_ylabel("p50 µs" if workload == WORKLOADS[0] else "")
+    fig.suptitle(f"redis-py {results['redis_py']}: unix socket (hiredis) vs shmcli.redis_py, "
+                 "p50 per operation (lower is better)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--chart", action="store_true")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "redis_py.json"))
+    args = parser.parse_args()
+    rounds, block = (3, 300) if args.quick else (10, 1000)
+    results = {"redis_py": redis.__version__, "hiredis": _hiredis(), "rounds": rounds,
+               "block": block, "modes": {}}
+    for mode in ("main-thread", "fast-path"):
+        server = Server("redis", mode).start()
+        try:
+            results["server"] = server.key
+            rows = results["modes"][mode] = {}
+            for workload in WORKLOADS:
+                blocks = block // 20 if workload == "pipeline" else block
+                rows[workload] = measure(server, workload, rounds, blocks)
+                row = rows[workload]
+                print(f"{mode:<12} {workload:<9} unix p50 {row['socket']['p50_us']:8.1f} µs"
+                      f"  shm p50 {row['shm']['p50_us']:8.1f} µs"
+                      f"  ({row['speedup_p50']:.2f}x)   p99 {row['socket']['p99_us']:.1f}"
+                      f" / {row['shm']['p99_us']:.1f} µs", flush=True)
+        finally:
+            server.cleanup()
+    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+    if args.chart:
+        chart(results, ROOT / "docs" / "img" / "redis_py.png")
+
+
+def _hiredis() -> str | None:
+    try:
+        import hiredis
+    except ImportError:
+        return None
+    return hiredis.__version__
+
+
+if __name__ == "__main__":
+    main()
