@@ -388,6 +388,12 @@ class Connection:
         is awaited spinning up to spin_ns.  The transport is the one
         execute("PING") would take (last_transport says which); a PING the
         module refuses counts both tries.  Errors as for execute()."""
+        return self.timed_ping_reply(spin_ns)[0]
+
+    @_serialized
+    def timed_ping_reply(self, spin_ns: int = PROBE_SPIN_NS) -> tuple[int, Reply]:
+        """timed_ping(), and the reply of the transport that answered
+        (+PONG, or an error such as -LOADING: never raised)."""
         if self._socket is None:
             raise ConnectionError("not connected")
         elapsed = 0
@@ -397,23 +403,24 @@ class Connection:
                 elapsed, raw = shm.timed_ping(spin_ns)
             except ChannelError as exc:
                 raise self._session_lost(exc) from None
-            if not is_fallback(parse_one(raw)):
+            reply = parse_one(raw)
+            if not is_fallback(reply):
                 self.last_transport = "shm"
                 self._keep_socket_alive()
-                return elapsed
+                return elapsed, reply
             self._resume(shm)
         if self._subscribed or self._in_multi or self._tracking:
             start = time.perf_counter_ns()  # replies and pushes are Connection's to sort
-            self._execute_many([("PING",)])
-            return elapsed + time.perf_counter_ns() - start
+            reply = self._execute_many([("PING",)])[0]
+            return elapsed + time.perf_counter_ns() - start, reply
         self._sync_socket()
         try:
-            socket_elapsed, _ = self._socket.timed_ping(spin_ns)
+            socket_elapsed, reply = self._socket.timed_ping(spin_ns)
         except (ConnectionError, OSError):
             self.close()
             raise
         self.last_transport = "socket"
-        return elapsed + socket_elapsed
+        return elapsed + socket_elapsed, reply
 
     @_serialized
     def execute_many(self, commands: Iterable[Sequence[Arg]]) -> list[Reply]:

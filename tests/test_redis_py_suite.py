@@ -82,12 +82,13 @@ def unpacked_suite() -> Path:
 
 
 def outcomes(suite: Path, server: Server, name: str, plugin: bool,
-             files: tuple[str, ...] = SUITE_FILES, timeout: float = 600) -> dict[str, str]:
+             files: tuple[str, ...] = SUITE_FILES, timeout: float = 600,
+             options: tuple[str, ...] = ()) -> dict[str, str]:
     report = server.dir / f"{name}.xml"
     env = {**os.environ, "PYTHONPATH": str(TESTS / "redis_py_suite")}
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
             f"--redis-url=redis://127.0.0.1:{server.port}/0", f"--junitxml={report}",
-            *(["-p", "shm_connections"] if plugin else []),
+            *(["-p", "shm_connections"] if plugin else []), *options,
             *(f"tests/{file}" for file in files)]
     done = subprocess.run(argv, cwd=suite, env=env, capture_output=True, text=True,
                           timeout=timeout)

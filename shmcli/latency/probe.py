@@ -21,9 +21,8 @@ and so for a script past busy-reply-threshold (-BUSY).
 
 The same holds mid-run, when a server starts loading under a running probe
 (DEBUG RELOAD, a replica's full sync): a timed PING answered -LOADING or
--BUSY is not a sample either, and the connection is let go as above.  That
-needs the reply, which Connection.timed_ping() does not return; its
-timed_ping_reply() does (see _timed_ping).  Over a session the question
+-BUSY is not a sample either, and the connection is let go as above
+(Connection.timed_ping_reply gives the timed PING's reply).  Over a session the question
 rarely arises: the module does not serve while the server loads, so a PING
 sent then waits for the end of the load and is served, one sample as long
 as the wait (that is what a client of the session sees).
@@ -38,7 +37,7 @@ from __future__ import annotations
 from ..cli_connect import Connector
 from ..connection import Connection
 from ..reconnect import NotReady, ReconnectAbort, Reconnecting
-from ..resp import Error, Reply
+from ..resp import Error
 
 __all__ = ["LatencyAbort", "Prober", "SAMPLE_PAUSE"]
 
@@ -72,18 +71,7 @@ class Prober:
             if isinstance(reply, Error) and reply.code in NOT_SERVING:
                 raise NotReady(reply.message)
             self._ready = conn
-        elapsed, reply = _timed_ping(conn)
+        elapsed, reply = conn.timed_ping_reply()
         if isinstance(reply, Error) and reply.code in NOT_SERVING:
             raise NotReady(reply.message)  # answered, not served: no sample
         return elapsed
-
-
-def _timed_ping(conn: Connection) -> tuple[int, Reply | None]:
-    """(nanoseconds, the reply), the reply None when the Connection cannot
-    give it (a Connection without timed_ping_reply: its -LOADING answers
-    mid-run are samples, as redis-cli's)."""
-    timed = getattr(conn, "timed_ping_reply", None)
-    if timed is None:
-        return conn.timed_ping(), None
-    elapsed, reply = timed()
-    return elapsed, reply
