@@ -9,6 +9,14 @@ node they name, with ASKING first for ASK, and the whole repeat count runs
 there; the REPL (the shell and the stdin mode) prints "-> Redirected to slot
 [N] located at host:port" first, the one-shot mode and --eval say nothing;
 the node stays the one later commands go to, and the prompt names it.
+
+Towards a node with the module, commands go over a shared-memory session.
+A command whose keys the node does not serve is refused by the server's own
+slot check inside RedisModule_Call, so the module answers -SHMFALLBACK and
+the socket answers MOVED, ASK, CROSSSLOT or TRYAGAIN with its own flags
+(ASKING, READONLY), which only the socket has: those commands are refused
+over shared memory too.  The raw-session tests check the module alone; the
+others check shmcli end to end.
 """
 
 from __future__ import annotations
@@ -24,10 +32,11 @@ import pytest
 from cli_diff import REDIS_CLI, SHMCLI, run_tool
 from cluster_nodes import Cluster
 from servers import Server, free_port
+from test_fallback import SKIPPED, RawSession
 from test_repl import finish, spawn
 
 from shmcli.cluster import parse_redirect
-from shmcli.resp import NOT_ENOUGH, Bulk, Error, Reader, Status
+from shmcli.resp import NOT_ENOUGH, Bulk, Error, Integer, Nil, Reader, Status
 
 Result = subprocess.CompletedProcess[bytes]
 
@@ -58,6 +67,8 @@ class Keys:
         self.value = cluster.key_on(self.n1, "value")  # "v", on node 1 (no module)
         self.counter = cluster.key_on(self.n2, "counter")  # absent, on node 2 (module)
         self.missing = cluster.key_on(self.n2, "missing")  # absent, on node 2
+        self.near = cluster.key_on(self.n0, "near")  # absent, on node 0, not here's slot
+        assert cluster.slot(self.near) != cluster.slot(self.here)
 
     def reset(self) -> None:
         for node in self.cluster.nodes:
@@ -123,7 +134,7 @@ def test_redirect_line() -> None:
 
 @pytest.mark.parametrize("case", [
     "set", "get", "get-missing", "repeat", "exit-on-error", "local", "crossslot",
-    "tty", "no-cluster-mode", "interval"])
+    "crossslot-local", "tty", "no-cluster-mode", "interval"])
 def test_one_shot_follows_moved_as_redis_cli(keys: Keys, case: str) -> None:
     argv, env, cluster_mode = {
         "set": (["SET", keys.value, "w"], None, True),
@@ -133,6 +144,7 @@ def test_one_shot_follows_moved_as_redis_cli(keys: Keys, case: str) -> None:
         "exit-on-error": (["-e", "GET", keys.value], None, True),  # -e: MOVED is no error
         "local": (["GET", keys.here], None, True),
         "crossslot": (["MGET", keys.value, keys.missing], None, True),
+        "crossslot-local": (["MGET", keys.here, keys.near], None, True),  # both on node 0
         "tty": (["GET", keys.value], {"FAKETTY": "1"}, True),  # no redirect line
         "no-cluster-mode": (["GET", keys.value], None, False),  # MOVED is the reply
         "interval": (["-r", "2", "-i", "0.01", "INCR", keys.counter], None, True),
@@ -388,11 +400,11 @@ def test_socket_towards_a_node_without_the_module(keys: Keys) -> None:
     assert transport(keys.n0, keys.value) == b"# transport: socket\n"  # redirected to node 1
 
 
-def test_a_cluster_node_is_reached_over_its_socket_even_with_the_module(keys: Keys) -> None:
-    # The module has no sessions in cluster mode (native/module/session.c):
-    # RedisModule_Call would run a key of another node's slot here.
-    assert transport(keys.n0, keys.here) == b"# transport: socket\n"
-    assert transport(keys.n1, keys.missing) == b"# transport: socket\n"  # redirected to node 2
+def test_a_cluster_node_with_the_module_is_reached_over_shm(keys: Keys) -> None:
+    before = shm_counters(keys.n0)
+    assert transport(keys.n0, keys.here) == b"# transport: shm\n"
+    assert shm_counters(keys.n0) == (before[0] + 1, before[1])
+    assert transport(keys.n1, keys.missing) == b"# transport: shm\n"  # redirected to node 2
 
 
 def test_standalone_server_with_c_still_uses_shm(make_server) -> None:
@@ -416,3 +428,229 @@ def test_no_error_counted_on_a_node_with_the_module(keys: Keys) -> None:
     keys.cluster.call(keys.n0, "CONFIG", "RESETSTAT")
     transport(keys.n0, keys.here)
     assert keys.cluster.errors(keys.n0) == {}
+
+
+# ---- shared memory on a cluster node ----
+#
+# Node 0 and node 2 have the module.  The module runs what the node serves
+# and refuses the rest (RedisModule_Call's own slot check, errno EPERM); the
+# socket then answers as it would have.  Counters are INFO shm's, read over
+# the admin socket, so only the sessions move them.
+
+NOT_SERVED = b"-SHMFALLBACK not served by this cluster node: the socket answers\r\n"
+FLAG_REFUSAL = b"-SHMFALLBACK connection flag: runs on the socket\r\n"
+
+
+def shm_counters(node: Server) -> tuple[int, int]:
+    """(shm_commands, shm_refused) of the node's INFO shm."""
+    info = node.info("shm")
+    return int(info["shm_commands"]), int(info["shm_refused"])
+
+
+def calls(node: Server, command: str) -> int:
+    stats = node.info("commandstats").get(f"cmdstat_{command}", "calls=0")
+    return int(stats.split(",")[0].split("=")[1])
+
+
+@pytest.fixture
+def raw(keys: Keys) -> Iterator[RawSession]:
+    """A bare session on node 0 (no client logic: the module's own answers)."""
+    session = RawSession(keys.n0)
+    yield session
+    session.close()
+
+
+def test_raw_session_runs_the_keys_of_its_node(keys: Keys, raw: RawSession) -> None:
+    before = shm_counters(keys.n0)
+    assert raw.call("GET", keys.here) == b"$1\r\nh\r\n"
+    assert raw.call("SET", keys.near, "n") == b"+OK\r\n"
+    assert raw.call("MGET", keys.near, f"{{{keys.near}}}x") == b"*2\r\n$1\r\nn\r\n$-1\r\n"
+    assert raw.call("SELECT", "1") == b"-ERR SELECT is not allowed in cluster mode\r\n"
+    assert raw.call("SELECT", "0") == b"+OK\r\n"
+    assert shm_counters(keys.n0) == (before[0] + 5, before[1])
+    assert keys.cluster.call(keys.n0, "GET", keys.near) == Bulk(b"n")
+
+
+@pytest.mark.parametrize("case", [
+    "get-node-1", "set-node-1", "set-node-2", "crossslot-local", "crossslot-nodes",
+    "multi-key-node-1"])
+def test_raw_session_refuses_keys_its_node_does_not_serve(keys: Keys, raw: RawSession,
+                                                          case: str) -> None:
+    """Nothing runs: no write lands on node 0, and the session refuses
+    until RESUME, as after any refusal."""
+    argv = {
+        "get-node-1": ("GET", keys.value),
+        "set-node-1": ("SET", keys.value, "x"),
+        "set-node-2": ("SET", keys.counter, "x"),
+        "crossslot-local": ("MSET", keys.here, "x", keys.near, "y"),
+        "crossslot-nodes": ("MGET", keys.here, keys.value),
+        "multi-key-node-1": ("DEL", keys.value, f"{{{keys.value}}}x"),
+    }[case]
+    before = shm_counters(keys.n0)
+    assert raw.call(*argv) == NOT_SERVED
+    assert shm_counters(keys.n0) == (before[0], before[1] + 1)
+    assert raw.call("GET", keys.here) == SKIPPED
+    raw.channel.resume()
+    assert raw.call("GET", keys.here) == b"$1\r\nh\r\n"
+    assert keys.cluster.call(keys.n0, "DBSIZE") == Integer(1)  # only `here`
+    assert keys.cluster.call(keys.n1, "GET", keys.value) == Bulk(b"v")
+
+
+@pytest.mark.parametrize("command", [
+    ("ASKING",), ("READONLY",), ("READWRITE",), ("asking",)])
+def test_raw_session_refuses_connection_flags(keys: Keys, raw: RawSession,
+                                              command: tuple[str, ...]) -> None:
+    before = shm_counters(keys.n0)
+    assert raw.call(*command) == FLAG_REFUSAL
+    assert shm_counters(keys.n0) == (before[0], before[1] + 1)
+    raw.channel.resume()
+
+
+@pytest.mark.parametrize("command", [("CLUSTER", "SLOTS"), ("CLUSTER", "INFO"),
+                                     ("CLUSTER", "KEYSLOT", "k")])
+def test_raw_session_refuses_cluster(keys: Keys, raw: RawSession,
+                                     command: tuple[str, ...]) -> None:
+    """CLUSTER's replies depend on the calling connection (TLS, IPv6)."""
+    assert raw.call(*command) == b"-SHMFALLBACK CLUSTER needs the socket\r\n"
+    raw.channel.resume()
+
+
+@pytest.mark.parametrize("cluster_mode", [True, False], ids=["c", "no-c"])
+@pytest.mark.parametrize("case", ["get-node-1", "set-node-2", "crossslot-local", "here"])
+def test_shmcli_over_shm_falls_back_for_keys_of_other_nodes(keys: Keys, case: str,
+                                                            cluster_mode: bool) -> None:
+    """The refusal costs nothing visible: redis-cli's output, with -c
+    (followed) and without (MOVED or CROSSSLOT printed)."""
+    argv, commands, refused = {
+        "get-node-1": (["GET", keys.value], 0, 1),
+        "set-node-2": (["SET", keys.counter, "1"], 0, 1),
+        "crossslot-local": (["MGET", keys.here, keys.near], 0, 1),
+        "here": (["GET", keys.here], 1, 0),
+    }[case]
+    before = shm_counters(keys.n0)
+    theirs, ours = keys.both(argv, cluster_mode=cluster_mode)
+    assert_same(theirs, ours)
+    assert shm_counters(keys.n0) == (before[0] + commands, before[1] + refused)
+
+
+def test_stdin_mode_over_shm_across_nodes(keys: Keys) -> None:
+    """Node 0 and node 2 over shm, node 1 over its socket, SELECT refused by
+    the server in cluster mode, READONLY and ASKING on the socket."""
+    lines = [
+        f"GET {keys.here}",  # node 0, shm
+        "SELECT 1",  # the server's error, over shm
+        "READONLY",  # refused: the socket's OK
+        "READWRITE",
+        f"MSET {keys.here} a {keys.near} b",  # CROSSSLOT from the socket
+        f"SET {keys.counter} 1",  # refused, MOVED to node 2 (shm there)
+        f"INCR {keys.counter}",
+        f"GET {keys.value}",  # node 1 (socket)
+        f"GET {keys.here}",  # back to node 0
+    ]
+    stdin = "".join(line + "\n" for line in lines).encode()
+    before = {node.port: shm_counters(node) for node in (keys.n0, keys.n2)}
+    theirs, ours = keys.both([], stdin=stdin)
+    assert_same(theirs, ours)
+    assert b"SELECT is not allowed in cluster mode" in ours.stdout
+    assert b"CROSSSLOT" in ours.stdout
+    # node 0: GET, SELECT and the last GET ran; READONLY, READWRITE, MSET
+    # and SET were refused (the GET of node 1's key is asked on node 2)
+    assert shm_counters(keys.n0) == (before[keys.n0.port][0] + 3, before[keys.n0.port][1] + 4)
+    # node 2: SET and INCR ran; the GET of node 1's key was refused
+    assert shm_counters(keys.n2) == (before[keys.n2.port][0] + 2, before[keys.n2.port][1] + 1)
+
+
+def test_readonly_runs_on_the_socket(keys: Keys) -> None:
+    with keys.n0.connect(shm="require") as conn:
+        before = shm_counters(keys.n0), calls(keys.n0, "readonly")
+        assert conn.execute("READONLY") == Status(b"OK")
+        assert conn.last_transport == "socket"
+        assert conn.execute("GET", keys.here) == Bulk(b"h")
+        assert conn.last_transport == "shm"
+        assert conn.execute("READWRITE") == Status(b"OK")
+        assert conn.last_transport == "socket"
+        assert (shm_counters(keys.n0), calls(keys.n0, "readonly")) == \
+            ((before[0][0] + 1, before[0][1] + 2), before[1] + 1)
+
+
+MigratingHere = tuple[Keys, str, Callable[[], None]]
+
+
+@pytest.fixture
+def migrating_from_node_0(keys: Keys) -> Iterator[MigratingHere]:
+    """A slot of node 0 is being migrated to node 2, both with the module:
+    node 0 (MIGRATING) answers ASK for the key it no longer has, node 2
+    (IMPORTING) has it and serves it after ASKING only."""
+    cluster = keys.cluster
+    key = cluster.key_on(keys.n0, "leaving")
+    slot = cluster.slot(key)
+    ids = {node.port: cluster.node_id(node) for node in (keys.n0, keys.n2)}
+
+    def reset() -> None:
+        keys.reset()
+        with keys.n2.admin() as conn:
+            assert conn.execute_many([("ASKING",), ("SET", key, "arrived")]) == \
+                [Status(b"OK"), Status(b"OK")]
+
+    cluster.call(keys.n2, "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[keys.n0.port])
+    cluster.call(keys.n0, "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[keys.n2.port])
+    try:
+        reset()
+        yield keys, key, reset
+    finally:
+        for node in keys.cluster.nodes:
+            cluster.call(node, "FLUSHALL")
+        cluster.call(keys.n0, "CLUSTER", "SETSLOT", slot, "STABLE")
+        cluster.call(keys.n2, "CLUSTER", "SETSLOT", slot, "STABLE")
+
+
+def test_raw_sessions_refuse_a_migrating_slot(migrating_from_node_0: MigratingHere) -> None:
+    """Node 0's module refuses the key it no longer has (the socket says
+    ASK); node 2's refuses the key of its IMPORTING slot, having no ASKING
+    (the socket says MOVED, or serves it after ASKING)."""
+    keys, key, _ = migrating_from_node_0
+    for node in (keys.n0, keys.n2):
+        session = RawSession(node)
+        try:
+            assert session.call("GET", key) == NOT_SERVED
+        finally:
+            session.close()
+
+
+def test_ask_over_shm_from_node_0_to_node_2(migrating_from_node_0: MigratingHere) -> None:
+    """GET refused on node 0 (ASK from its socket); on node 2 ASKING is
+    refused and runs on the socket, the GET is refused too (the module's
+    client has no ASKING) and runs on the socket right after it."""
+    keys, key, reset = migrating_from_node_0
+    before = {node.port: (shm_counters(node), calls(node, "asking"), calls(node, "get"))
+              for node in (keys.n0, keys.n2)}
+    theirs, ours = keys.both(["GET", key], reset=reset)
+    assert_same(theirs, ours)
+    assert ours.stdout == b"arrived\n"
+    (c0, r0), _, _ = before[keys.n0.port]
+    (c2, r2), asking2, get2 = before[keys.n2.port]
+    assert shm_counters(keys.n0) == (c0, r0 + 1)
+    assert shm_counters(keys.n2) == (c2, r2 + 2)
+    # the resets' two ASKING, then one per run; one GET per run on the socket
+    assert (calls(keys.n2, "asking"), calls(keys.n2, "get")) == (asking2 + 2 + 2, get2 + 2)
+
+
+@pytest.mark.parametrize("pipelined", [True, False])
+def test_asking_and_its_command_land_on_the_socket(migrating_from_node_0: MigratingHere,
+                                                   pipelined: bool) -> None:
+    keys, key, _ = migrating_from_node_0
+    with keys.n2.connect(shm="require") as conn:
+        before = calls(keys.n2, "asking"), calls(keys.n2, "get")
+        if pipelined:
+            replies = conn.execute_many([("ASKING",), ("GET", key)])
+        else:
+            replies = [conn.execute("ASKING"), conn.execute("GET", key)]
+        assert replies == [Status(b"OK"), Bulk(b"arrived")]
+        assert conn.last_transport == "socket"
+        reply = conn.execute("GET", key)  # no ASKING: node 0 owns the slot
+        assert isinstance(reply, Error) and reply.message.startswith("MOVED ")
+        # one ASKING and one GET ran, both on the socket; the MOVED is a
+        # rejected call, not a call
+        assert (calls(keys.n2, "asking"), calls(keys.n2, "get")) == (before[0] + 1, before[1] + 1)
+        assert isinstance(conn.execute("GET", keys.missing), Nil)  # node 2's own slot
+        assert conn.last_transport == "shm"

@@ -24,6 +24,18 @@
  * On 7.0 a denial is therefore found first, and for that one call the
  * context's client is authenticated as the session's user, then given back
  * to "default": its user pointer must not outlive an ACL DELUSER.
+ *
+ * Cluster: after the ACL, RedisModule_Call asks the server's own slot check
+ * (getNodeByQuery, as processCommand does) whether this node serves the
+ * command's keys, with the ASKING and READONLY flags of the context's client,
+ * which has neither.  When it does not (a key of another node, CROSSSLOT, a
+ * MIGRATING slot's missing key, an IMPORTING slot, TRYAGAIN, a replica's
+ * read), the command does not run: errno EPERM; ENETDOWN or EROFS when the
+ * cluster is down.  We refuse it, and the socket answers MOVED, ASK,
+ * CROSSSLOT, TRYAGAIN or CLUSTERDOWN with the connection's own flags.  The
+ * error's text is checked with the errno (Redis 7.0 to 7.4 and Valkey 8 word
+ * it alike), so that an errno a command left behind while running is never
+ * taken for a refusal: only a pre-execution failure comes back with it.
  */
 #include "command_call.h"
 
@@ -39,6 +51,17 @@ static int starts_with(RedisModuleCallReply *r, const char *prefix) {
     size_t len, plen = strlen(prefix);
     const char *proto = RM.CallReplyProto(r, &len);
     return proto && len >= plen && !memcmp(proto, prefix, plen);
+}
+
+/* RedisModule_Call's own "not served here" errors (module.c, RM_Call). */
+static int cluster_refusal(RedisModuleCallReply *r, int err) {
+    if (err == EPERM)
+        return starts_with(r, "-ERR Attempted to access a non local key in a cluster node\r\n");
+    if (err == ENETDOWN)
+        return starts_with(r, "-ERR Can not execute a command '");
+    if (err == EROFS)
+        return starts_with(r, "-ERR Can not execute a write command '");
+    return 0;
 }
 
 /* Redis 7.0 only: a denied call, logged under the session's user. */
@@ -84,7 +107,9 @@ struct shm_call_result shm_call(RedisModuleCtx *ctx, struct shm_session *s,
     if (!r) {
         out.refusal = "the command could not run";
     } else if (RM.CallReplyType(r) == RM_REPLY_ERROR) {
-        if (err == ESPIPE || err == ENOSPC || err == EROFS)
+        if (cluster_refusal(r, err))
+            out.refusal = "not served by this cluster node: the socket answers";
+        else if (err == ESPIPE || err == ENOSPC || err == EROFS)
             out.refusal = "a server guard stopped it: the socket answers";
         else if (err == EACCES && !starts_with(r, "-NOPERM"))
             out.refusal = "denied by ACL: the socket answers";

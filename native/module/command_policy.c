@@ -17,7 +17,12 @@
  *   - blocking commands are refused: RedisModule_Call cannot block;
  *   - the named list below repeats the most dangerous ones by their full
  *     name, so a server that forgets a flag cannot open them; a container's
- *     rule covers its subcommands (MODULE HELP too, under any name).
+ *     rule covers its subcommands (MODULE HELP too, under any name);
+ *   - ASKING, READONLY and READWRITE (not noscript) set flags on the
+ *     connection that runs them, so they must run on the socket; CLUSTER
+ *     answers depend on the calling connection.  Keys of slots this node
+ *     does not serve are refused by the server inside RedisModule_Call
+ *     (command_call.c).
  */
 #include "command_policy.h"
 
@@ -50,6 +55,14 @@ static const struct named_rule rules[] = {
     {"psync", SHM_ACT_REFUSE, "replication protocol"},
     {"replconf", SHM_ACT_REFUSE, "replication protocol"},
     {"shm.handshake", SHM_ACT_REFUSE, "already in a session"},
+    /* Cluster: ASKING, READONLY and READWRITE set flags of the connection
+       that runs them (RedisModule_Call's throwaway client would take them
+       and lose them), and CLUSTER's replies depend on the calling
+       connection (TLS, IPv6). */
+    {"asking", SHM_ACT_REFUSE, "connection flag: runs on the socket"},
+    {"readonly", SHM_ACT_REFUSE, "connection flag: runs on the socket"},
+    {"readwrite", SHM_ACT_REFUSE, "connection flag: runs on the socket"},
+    {"cluster", SHM_ACT_REFUSE, "CLUSTER needs the socket"},
 };
 
 static struct shm_verdict refuse(const char *reason) {

@@ -114,8 +114,6 @@ int shm_handshake_command(RedisModuleCtx *ctx, RedisModuleString **argv, int arg
     (void)argv;
     if (argc != 1) return RM.WrongArity(ctx);
     int flags = RM.GetContextFlags(ctx);
-    if (flags & RM_CTX_FLAGS_CLUSTER)
-        return RM.ReplyWithError(ctx, "ERR shm: sessions are not available in cluster mode");
     if (flags & (RM_CTX_FLAGS_MULTI | RM_CTX_FLAGS_LUA))
         return RM.ReplyWithError(ctx, "ERR shm: SHM.HANDSHAKE must be sent on its own");
     if (listen_fd < 0) return RM.ReplyWithError(ctx, "ERR shm: the module's socket is not open");
