@@ -301,7 +301,7 @@ class _ShmRouting:
             self._send_socket(command, _count_requests(command), check_health)
             return
         at = 0
-        if command.routes[0] == _SHM and self._shm_usable():
+        if command and command.routes[0] == _SHM and self._shm_usable():
             while at < len(command) and command.routes[at] == _SHM:
                 at += 1
             self._send_shm(command[:at], check_health)

@@ -371,3 +371,19 @@ def test_a_killed_connection_is_redis_pys_connection_error(server: Server) -> No
             assert client.connection.transport == "shm"
         client.close()
     assert outcomes == [redis.ConnectionError, redis.ConnectionError]
+
+
+def test_a_connection_busy_over_shared_memory_outlives_the_servers_timeout(make_server) -> None:
+    srv = make_server("redis", "main-thread", config={"timeout": "1"})
+    shm = redis_py.Redis(unix_socket_path=srv.unix_socket, single_connection_client=True,
+                         retry=Retry(NoBackoff(), 0))
+    first = shm.client_id()
+    deadline = time.monotonic() + 2.5  # the server's timeout would close an idle socket twice
+    while time.monotonic() < deadline:
+        assert shm.incr("n") > 0
+        time.sleep(0.01)
+    assert shm.client_id() == first and shm.connection.transport == "shm"
+    time.sleep(2.5)  # really idle now: the server closes it, as it would the socket
+    with pytest.raises(redis.ConnectionError):
+        shm.get("n")
+    shm.close()

@@ -83,9 +83,10 @@ def unpacked_suite() -> Path:
 
 def outcomes(suite: Path, server: Server, name: str, plugin: bool,
              files: tuple[str, ...] = SUITE_FILES, timeout: float = 600,
-             options: tuple[str, ...] = ()) -> dict[str, str]:
+             options: tuple[str, ...] = (), paths: tuple[Path, ...] = ()) -> dict[str, str]:
     report = server.dir / f"{name}.xml"
-    env = {**os.environ, "PYTHONPATH": str(TESTS / "redis_py_suite")}
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join(map(str, (TESTS / "redis_py_suite", *paths)))}
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
             f"--redis-url=redis://127.0.0.1:{server.port}/0", f"--junitxml={report}",
             *(["-p", "shm_connections"] if plugin else []), *options,
