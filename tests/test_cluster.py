@@ -654,3 +654,51 @@ def test_asking_and_its_command_land_on_the_socket(migrating_from_node_0: Migrat
         assert (calls(keys.n2, "asking"), calls(keys.n2, "get")) == (before[0] + 1, before[1] + 1)
         assert isinstance(conn.execute("GET", keys.missing), Nil)  # node 2's own slot
         assert conn.last_transport == "shm"
+
+
+@pytest.fixture(scope="module")
+def lone_node() -> Iterator[Server]:
+    """A cluster node alone, serving slots 0-100 only: cluster_state:fail."""
+    node = Server("redis", load_module=True, name="cluster-lone")
+    node.config.update({
+        "cluster-enabled": "yes",
+        "cluster-config-file": str(node.dir / "nodes-lone.conf"),
+        "cluster-port": str(free_port()),
+    })
+    try:
+        node.start()
+        Cluster.call(node, "CLUSTER", "ADDSLOTSRANGE", 0, 100)
+        yield node
+    finally:
+        node.cleanup()
+
+
+def key_in_slots(node: Server, first: int, last: int) -> str:
+    for number in range(100_000):
+        slot = Cluster.call(node, "CLUSTER", "KEYSLOT", f"k:{number}")
+        assert isinstance(slot, Integer)
+        if first <= slot.value <= last:
+            return f"k:{number}"
+    raise AssertionError("no key")
+
+
+@pytest.mark.parametrize("served", [True, False], ids=["bound-slot", "unbound-slot"])
+def test_cluster_down_is_the_sockets_answer(lone_node: Server, served: bool) -> None:
+    """While the cluster is down (ENETDOWN inside RedisModule_Call for a
+    slot of this node, EPERM for an unbound one) the session refuses and the
+    socket says CLUSTERDOWN; a keyless command still runs over shm."""
+    assert Cluster.call(lone_node, "CLUSTER", "INFO").data.startswith(  # type: ignore[attr-defined]
+        b"cluster_state:fail")
+    key = key_in_slots(lone_node, 0, 100) if served else key_in_slots(lone_node, 101, 16383)
+    session = RawSession(lone_node)
+    try:
+        assert session.call("PING") == b"+PONG\r\n"
+        assert session.call("GET", key) == NOT_SERVED
+    finally:
+        session.close()
+    before = shm_counters(lone_node)
+    theirs, ours = (run_tool(tool, ["-c", "-p", str(lone_node.port), "GET", key])
+                    for tool in (REDIS_CLI, SHMCLI))
+    assert_same(theirs, ours)
+    assert ours.stdout.startswith(b"CLUSTERDOWN ")
+    assert shm_counters(lone_node) == (before[0], before[1] + 1)
