@@ -64,7 +64,7 @@ _SUBSCRIBE = frozenset({b"subscribe", b"psubscribe", b"ssubscribe"})
 _UNSUBSCRIBE = frozenset({b"unsubscribe", b"punsubscribe", b"sunsubscribe"})
 # Sent over the socket without asking the module: they start socket-only
 # state, or they change who the connection is.
-_SOCKET_ONLY = _REBINDING | {b"multi", b"watch", b"monitor"}
+_SOCKET_ONLY = _REBINDING | {b"multi", b"watch", b"monitor", b"asking"}
 # Commands that run at once inside MULTI instead of being queued.
 _RUN_IN_MULTI = frozenset({b"exec", b"discard", b"multi", b"reset", b"quit", b"watch"})
 # Commands whose replies change what the connection tracks (not the hot path).
@@ -263,6 +263,9 @@ class Connection:
         self._queued = 0
         self._subscribed = False
         self._tracking = False  # invalidations are tracked on the socket's client only
+        # ASKING flags the socket's client for its next command only: that one
+        # must run there too (the module's client never has the flag).
+        self._asking = False
         self._pushes: deque[Reply] = deque()  # RESP3 pushes read while awaiting a reply
 
     def _open(self, db: int, protocol: int) -> None:
@@ -316,9 +319,6 @@ class Connection:
             if hello is None or not _lists_shm_module(hello):
                 self._module_absent = True
                 raise ChannelError("the shm module is not loaded on this server")
-            if _pairs(hello).get(b"mode") == Bulk(b"cluster"):  # it refuses sessions there
-                self._module_absent = True
-                raise ChannelError("the shm module has no sessions in cluster mode")
             reply = self._socket_execute(encode_command("SHM.HANDSHAKE"))
             if isinstance(reply, Error):
                 raise ChannelError(reply.message)
@@ -546,7 +546,8 @@ class Connection:
     @property
     def _pinned(self) -> bool:
         """Connection state that lives on the socket's client only."""
-        return self._in_multi or self._watching or self._subscribed or self._tracking
+        return (self._in_multi or self._watching or self._subscribed or self._tracking
+                or self._asking)
 
     def _pinned_to_socket(self, name: bytes) -> bool:
         return self._pinned or name in _SUBSCRIBE or name in _SOCKET_ONLY
@@ -610,7 +611,8 @@ class Connection:
         # Everything up to the next command that may use shared memory again,
         # or up to one that gets a new session (the commands after it use it).
         while (end < len(batch) and batch[end - 1][0] not in _REBINDING
-               and (self._shm is None or self._pinned_to_socket(batch[end][0]))):
+               and (self._shm is None or batch[end - 1][0] == b"asking"
+                    or self._pinned_to_socket(batch[end][0]))):
             end += 1
         self._sync_socket()
         assert self._socket is not None
@@ -713,6 +715,7 @@ class Connection:
         self._shm_backlog.clear()  # a new session starts in the socket's db
 
     def _note_state(self, name: bytes, request: bytes, reply: Reply, via_shm: bool) -> None:
+        self._asking = name == b"asking" and not self._in_multi and not isinstance(reply, Error)
         if self._in_multi and name not in _RUN_IN_MULTI:
             if not isinstance(reply, Error):  # queued: takes effect at EXEC, if ever
                 if name in _STATE_COMMANDS:

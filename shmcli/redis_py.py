@@ -74,6 +74,7 @@ _BEGIN_PIN = 3    # over the socket, and so is everything until the transaction 
 _END_PIN = 4      # ends a transaction or a WATCH
 _PIN = 5          # the connection keeps to the socket until it is closed
 _CLIENT = 6       # CLIENT ...: TRACKING and REPLY pin, the rest is _SOCKET
+_ASKING = 7       # over the socket, and so is the next command (the flag is its)
 _ROUTES = {
     **dict.fromkeys(("auth", "hello", "reset", "select"), _REBIND),
     **dict.fromkeys(("multi", "watch"), _BEGIN_PIN),
@@ -83,6 +84,7 @@ _ROUTES = {
                      "brpop", "brpoplpush", "blmove", "blmpop", "bzpopmin", "bzpopmax",
                      "bzmpop", "wait", "waitaof"), _SOCKET),
     "client": _CLIENT,
+    "asking": _ASKING,
 }
 _route_cache: dict[object, int] = {}
 
@@ -196,6 +198,7 @@ class _ShmRouting:
         self._rebind_pending = False  # AUTH/HELLO/RESET/SELECT ran: a new session is due
         self._in_transaction = False  # MULTI or WATCH: the socket's client holds it
         self._pinned = False          # subscriber, MONITOR, tracking: socket until closed
+        self._asking = False          # ASKING was sent: the next command is the socket's
         self._shm_sent: deque[bytes] = deque()  # requests whose replies are not fetched
         self._shm_inflight = 0        # their bytes
         self._ready: deque = deque()  # replies fetched, not yet handed to the parser
@@ -250,8 +253,6 @@ class _ShmRouting:
                 log.warning("%s has no shm module: redis-py uses its socket",
                             self._address())
             return
-        if _text(_fields(hello).get("mode")) == "cluster":
-            return  # the module has no sessions for a cluster node
         reply = self._socket_request("SHM.HANDSHAKE")
         if isinstance(reply, RedisError) or not isinstance(reply, list) or len(reply) < 3:
             log.info("%s: no shared-memory session (%s); using the socket",
@@ -312,7 +313,7 @@ class _ShmRouting:
             self._send_socket([b"".join(command[at:])], len(command) - at, check_health)
 
     def _shm_usable(self) -> bool:
-        if self._pinned or self._in_transaction or self._socket_unread:
+        if self._pinned or self._in_transaction or self._socket_unread or self._asking:
             return False
         if self._rebind_pending:
             self._rebind_pending = False
@@ -322,6 +323,7 @@ class _ShmRouting:
         return self._shm is not None
 
     def _note_socket_command(self, route: int, args: tuple) -> None:
+        self._asking = route == _ASKING
         if route == _REBIND:
             self._rebind_pending = True
         elif route == _BEGIN_PIN:

@@ -387,3 +387,16 @@ def test_a_connection_busy_over_shared_memory_outlives_the_servers_timeout(make_
     with pytest.raises(redis.ConnectionError):
         shm.get("n")
     shm.close()
+
+
+def test_the_command_after_asking_uses_the_socket(server: Server) -> None:
+    shm = redis_py.Redis(unix_socket_path=server.unix_socket, single_connection_client=True)
+    plain = redis.Redis(unix_socket_path=server.unix_socket)
+    assert outcome(lambda: shm.execute_command("ASKING")) == \
+        outcome(lambda: plain.execute_command("ASKING"))  # no cluster here: an error either way
+    before = shm_commands(server)
+    shm.get("k")  # ASKING's flag would be the socket's client's: so is this command
+    assert shm_commands(server) == before
+    shm.get("k")
+    assert shm_commands(server) == before + 1
+    shm.close()
