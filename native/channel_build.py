@@ -34,6 +34,9 @@ ffibuilder.cdef(
                               size_t n, int64_t timeout_ms);
     int shm_client_recv(struct shm_client *c, const char **reply, size_t *reply_len,
                         int64_t timeout_ms);
+    int shm_client_recv_many(struct shm_client *c, size_t n, const char *stop, size_t stop_len,
+                             const char **out, size_t *out_len, size_t *got, int *stopped,
+                             int64_t timeout_ms);
     int shm_client_call(struct shm_client *c, const char *req, size_t req_len,
                         const char **reply, size_t *reply_len, int64_t timeout_ms);
     void shm_client_set_max_reply(struct shm_client *c, uint64_t max_reply);

@@ -59,7 +59,8 @@ class SocketProbe:
 class ShmChannel:
     """One session: requests in, replies out, each a complete RESP message."""
 
-    __slots__ = ("_client", "_reply", "_reply_len", "_timeout_ms", "_elapsed", "__weakref__")
+    __slots__ = ("_client", "_reply", "_reply_len", "_timeout_ms", "_elapsed", "_got",
+                 "_stopped", "__weakref__")
 
     def __init__(self, socket_path: str, token: str, ring_size: int,
                  timeout: float | None = None) -> None:
@@ -75,6 +76,8 @@ class ShmChannel:
         self._reply_len = ffi.new("size_t *")
         self._timeout_ms = _timeout_ms(timeout)
         self._elapsed = ffi.new("uint64_t *")
+        self._got = ffi.new("size_t *")
+        self._stopped = ffi.new("int *")
 
     def _check(self, rc: int) -> None:
         if rc == lib.SHM_E_TIMEOUT:
@@ -119,6 +122,19 @@ class ShmChannel:
         if rc:
             self._check(rc)
         return ffi.unpack(self._reply[0], self._reply_len[0])
+
+    def recv_many(self, count: int, stop: bytes) -> tuple[bytes, int, bool]:
+        """Up to `count` replies, joined: (bytes, how many, whether the next
+        reply started with `stop`, in which case it was consumed and is not
+        among them).  Fewer and not stopped: more than 1 MiB came; ask again.
+        Any error leaves the session out of step: close it."""
+        rc = lib.shm_client_recv_many(self._client, count, stop, len(stop), self._reply,
+                                      self._reply_len, self._got, self._stopped,
+                                      self._timeout_ms)
+        if rc:
+            self._check(rc)
+        return (ffi.unpack(self._reply[0], self._reply_len[0]), int(self._got[0]),
+                bool(self._stopped[0]))
 
     def resume(self) -> None:
         """Leave the refusal state: the refused commands went over the socket."""

@@ -417,9 +417,7 @@ class _ShmRouting:
         closed connection."""
         ready = self._ready
         if not ready and self._shm_sent:
-            while self._shm_sent:  # all of them: they were all sent, in order
-                if not self._fetch():
-                    break
+            self._fetch_all()
         if not ready:
             return b"" if self._session_ended else None
         head = ready[0]
@@ -440,34 +438,38 @@ class _ShmRouting:
             taken += len(part)
         return b"".join(parts)
 
-    def _fetch(self) -> bool:
-        """Fetch the next reply the session owes; False when the session is over."""
-        request = self._shm_sent.popleft()
-        self._shm_inflight -= len(request)
-        shm = self._shm
-        try:
-            with self._shm_lock:
-                data = shm.recv()
-        except ChannelTimeout:
-            raise TimeoutError("timed out") from None  # socket.timeout
-        except ChannelClosed:  # the server ended it: redis-py sees a closed connection
-            self._shm_sent.clear()
-            self._drop_session()
-            self._session_ended = True
-            return False
-        except ChannelError as exc:
-            raise ConnectionResetError(str(exc)) from None
-        if data.startswith(_FALLBACK):
-            self._refused(request)
-        else:
-            self._ready.append(data)
-        return True
+    def _fetch_all(self) -> None:
+        """Fetch every reply the session owes (they were all sent, in order),
+        in one C call per MiB, into _ready; a refusal sends the refused
+        request and those after it over the socket."""
+        sent = self._shm_sent
+        while sent:
+            try:
+                with self._shm_lock:
+                    data, got, refused = self._shm.recv_many(len(sent), _FALLBACK)
+            except ChannelTimeout:
+                raise TimeoutError("timed out") from None  # socket.timeout
+            except ChannelClosed:  # the server ended it: redis-py sees a closed connection
+                sent.clear()
+                self._drop_session()
+                self._session_ended = True
+                return
+            except ChannelError as exc:
+                raise ConnectionResetError(str(exc)) from None
+            if got:
+                self._ready.append(data)
+            for _ in range(got):
+                self._shm_inflight -= len(sent.popleft())
+            if refused:
+                request = sent.popleft()
+                self._shm_inflight -= len(request)
+                self._refused(request)
 
     def _settle(self) -> None:
-        """Fetch every reply the session owes (they wait in order)."""
-        while self._shm_sent:
-            if not self._fetch():
-                raise RedisConnectionError("Connection closed by server.")
+        """Fetch every reply the session owes, before the socket is used."""
+        self._fetch_all()
+        if self._session_ended:
+            raise RedisConnectionError("Connection closed by server.")
 
     def _refused(self, request: bytes) -> None:
         """The module refused `request`, and skipped those sent after it:

@@ -400,3 +400,19 @@ def test_the_command_after_asking_uses_the_socket(server: Server) -> None:
     shm.get("k")
     assert shm_commands(server) == before + 1
     shm.close()
+
+
+def test_a_pipeline_of_big_replies_matches(server: Server) -> None:
+    """Replies are fetched a MiB at a time: five 400 kB values span three fetches."""
+    shm = redis_py.Redis(unix_socket_path=server.unix_socket)
+    plain = redis.Redis(unix_socket_path=server.unix_socket)
+    values = [bytes([65 + i]) * 400_000 for i in range(5)]
+    plain.mset({f"big{i}": value for i, value in enumerate(values)})
+    replies = {}
+    for name, client in (("plain", plain), ("shm", shm)):
+        with client.pipeline(transaction=False) as pipe:
+            for i in range(5):
+                pipe.get(f"big{i}").strlen(f"big{i}")
+            replies[name] = pipe.execute()
+    assert replies["shm"] == replies["plain"] == [x for v in values for x in (v, len(v))]
+    assert transport_of(shm) == "shm"

@@ -43,6 +43,8 @@ struct shm_client {
     int has_deferred;
     char *msg;               /* gathered fragments */
     size_t msg_cap;
+    char *batch;             /* replies gathered by shm_client_recv_many */
+    size_t batch_cap;
     uint64_t max_reply;      /* bound on a gathered reply */
 };
 
@@ -166,6 +168,7 @@ void shm_client_close(struct shm_client *c) {
     if (c->memfd >= 0) close(c->memfd);
     if (c->hdr) munmap(c->hdr, c->size);
     free(c->msg);
+    free(c->batch);
     free(c);
 }
 
@@ -355,6 +358,38 @@ int shm_client_recv(struct shm_client *c, const char **reply, size_t *reply_len,
             return c->dead = SHM_E_PROTO;
         }
     }
+}
+
+int shm_client_recv_many(struct shm_client *c, size_t n, const char *stop, size_t stop_len,
+                         const char **out, size_t *out_len, size_t *got, int *stopped,
+                         int64_t timeout_ms) {
+    size_t have = 0;
+    *got = 0;
+    *stopped = 0;
+    while (*got < n && have < SHM_CLIENT_RECV_MANY_BYTES) {
+        const char *reply;
+        size_t len;
+        int rc = shm_client_recv(c, &reply, &len, timeout_ms);
+        if (rc != SHM_OK) return rc;
+        if (len >= stop_len && memcmp(reply, stop, stop_len) == 0) {
+            *stopped = 1; /* consumed, not handed out: the caller knows which it was */
+            break;
+        }
+        if (have + len > c->batch_cap) {
+            size_t cap = c->batch_cap ? c->batch_cap : 4096;
+            while (cap < have + len) cap *= 2;
+            char *grown = realloc(c->batch, cap);
+            if (!grown) return c->dead = SHM_E_NOMEM; /* a reply is lost: out of step */
+            c->batch = grown;
+            c->batch_cap = cap;
+        }
+        memcpy(c->batch + have, reply, len);
+        have += len;
+        (*got)++;
+    }
+    *out = have ? c->batch : "";
+    *out_len = have;
+    return SHM_OK;
 }
 
 int shm_client_call(struct shm_client *c, const char *req, size_t req_len, const char **reply,

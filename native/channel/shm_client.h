@@ -71,6 +71,17 @@ int shm_client_send_batch(struct shm_client *c, const char *buf, const size_t *l
 int shm_client_recv(struct shm_client *c, const char **reply, size_t *reply_len,
                     int64_t timeout_ms);
 
+/* Receive up to n replies, back to back in one buffer (*out, valid until
+   the next call on c): *got of them.  Stops early, with *stopped set, at a
+   reply that starts with `stop` (consumed, not in *out), and once
+   SHM_CLIENT_RECV_MANY_BYTES are gathered (call again for the rest).  An
+   error after some replies were consumed leaves the session out of step:
+   close it. */
+#define SHM_CLIENT_RECV_MANY_BYTES (1u << 20)
+int shm_client_recv_many(struct shm_client *c, size_t n, const char *stop, size_t stop_len,
+                         const char **out, size_t *out_len, size_t *got, int *stopped,
+                         int64_t timeout_ms);
+
 /* send + recv in one call: the common round trip, one crossing from Python. */
 int shm_client_call(struct shm_client *c, const char *req, size_t req_len, const char **reply,
                     size_t *reply_len, int64_t timeout_ms);
