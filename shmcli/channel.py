@@ -109,9 +109,10 @@ class ShmChannel:
         if rc:
             self._check(rc)
 
-    def send_batch(self, requests: list[bytes]) -> None:
-        """Send several requests with one doorbell (a pipeline's)."""
-        lens = ffi.new("size_t[]", [len(request) for request in requests])
+    def send_batch(self, requests: list[bytes], sizes: list[int] | None = None) -> None:
+        """Send several requests with one doorbell (a pipeline's); `sizes`:
+        their lengths, when the caller has them."""
+        lens = ffi.new("size_t[]", sizes or [len(request) for request in requests])
         rc = lib.shm_client_send_batch(self._client, b"".join(requests), lens, len(requests),
                                        self._timeout_ms)
         if rc:

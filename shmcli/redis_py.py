@@ -87,6 +87,8 @@ _ROUTES = {
     "asking": _ASKING,
 }
 _route_cache: dict[object, int] = {}
+# redis-py's own (neither of its connection classes overrides it).
+_read_response = redis.connection.AbstractConnection.read_response
 
 _logged_without_module: set[str] = set()
 _live: weakref.WeakSet[_ShmRouting] = weakref.WeakSet()
@@ -281,16 +283,25 @@ class _ShmRouting:
     # ---- sending ----
 
     def pack_commands(self, commands):
-        batch = _Batch(b"".join(self.pack_command(*args)) for args in commands)
-        batch.args = [tuple(args) for args in commands]
-        batch.routes = [_route(args[0]) for args in batch.args]
+        commands = list(commands)
+        pack, join = self._command_packer.pack, b"".join
+        batch = _Batch([join(pack(*args)) for args in commands])
+        batch.args = commands
+        try:  # the cached routes at C speed; _route() for the rest
+            routes = [_route_cache.get(args[0], -1) for args in commands]
+        except TypeError:  # an unhashable first argument (a bytearray)
+            routes = [-1] * len(commands)
+        if -1 in routes:
+            routes = [_route(args[0]) if route == -1 else route
+                      for route, args in zip(routes, commands, strict=True)]
+        batch.routes = routes
         return batch
 
     def send_command(self, *args, **kwargs) -> None:
         check_health = kwargs.get("check_health", True)
         route = _route(args[0]) if args else _SOCKET
         if route == _SHM and self._shm_usable():
-            self._send_shm([b"".join(self.pack_command(*args))], check_health)
+            self._send_shm([b"".join(self._command_packer.pack(*args))], check_health)
         else:
             self._note_socket_command(route, args)
             self._send_socket(self.pack_command(*args), 1, check_health)
@@ -357,12 +368,15 @@ class _ShmRouting:
         if (time.monotonic() - self._socket_used > KEEPALIVE_AFTER
                 and not self._shm_unread):
             self._keep_socket_alive()
-        start = 0
+        sizes = list(map(len, requests))
+        start, left = 0, sum(sizes)
         while start < len(requests):
-            end, size = start + 1, len(requests[start])
-            while end < len(requests) and size + len(requests[end]) <= _INFLIGHT_MAX:
-                size += len(requests[end])
-                end += 1
+            end, size = len(requests), left  # usually all at once
+            if size > _INFLIGHT_MAX:
+                end, size = start + 1, sizes[start]
+                while end < len(requests) and size + sizes[end] <= _INFLIGHT_MAX:
+                    size += sizes[end]
+                    end += 1
             if self._shm_sent and self._shm_inflight + size > _INFLIGHT_MAX:
                 self._settle()
             chunk = requests[start:end]
@@ -371,7 +385,7 @@ class _ShmRouting:
                     if len(chunk) == 1:
                         self._shm.send(chunk[0])
                     else:
-                        self._shm.send_batch(chunk)
+                        self._shm.send_batch(chunk, sizes[start:end])
             except ChannelTimeout:
                 self.disconnect()
                 raise RedisTimeoutError("Timeout writing to socket") from None
@@ -381,7 +395,7 @@ class _ShmRouting:
             self._shm_sent.extend(chunk)
             self._shm_inflight += size
             self._shm_unread += len(chunk)
-            start = end
+            start, left = end, left - size
 
     def _keep_socket_alive(self) -> None:
         """The server's `timeout` sees only the socket: while commands go
@@ -392,19 +406,20 @@ class _ShmRouting:
     # ---- reading ----
 
     def read_response(self, *args, **kwargs):
+        # Replies come in order: the session's first, then the socket's.
         try:
-            response = super().read_response(*args, **kwargs)
+            response = _read_response(self, *args, **kwargs)
         except ResponseError:
-            self._reply_read()
+            if self._shm_unread:
+                self._shm_unread -= 1
+            elif self._socket_unread:
+                self._socket_unread -= 1
             raise
-        self._reply_read()
-        return response
-
-    def _reply_read(self) -> None:
         if self._shm_unread:
             self._shm_unread -= 1
         elif self._socket_unread:
             self._socket_unread -= 1
+        return response
 
     def _shm_pending(self) -> bool:
         return bool(self._ready or self._shm_sent)
@@ -458,7 +473,10 @@ class _ShmRouting:
                 raise ConnectionResetError(str(exc)) from None
             if got:
                 self._ready.append(data)
-            for _ in range(got):
+            if got == len(sent):
+                sent.clear()
+                self._shm_inflight = 0
+            for _ in range(got if sent else 0):
                 self._shm_inflight -= len(sent.popleft())
             if refused:
                 request = sent.popleft()
