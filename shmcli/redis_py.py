@@ -510,15 +510,20 @@ class _ShmRouting:
 
 
 def _count_requests(chunks) -> int:
-    """How many requests a packed command holds (redis-py's packer writes
-    each as one RESP array): at least one."""
-    from .resp import NOT_ENOUGH, Reader
-    reader = Reader()
-    for chunk in chunks:
-        reader.feed(chunk.encode() if isinstance(chunk, str) else bytes(chunk))
-    count = 0
-    while reader.gets() is not NOT_ENOUGH:
-        count += 1
+    """How many requests a command packed by someone else holds: RESP
+    arrays, or inline commands (a line each, as the server reads them)."""
+    from .resp import NOT_ENOUGH, ProtocolError, Reader
+    data = b"".join(chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+                    for chunk in chunks)
+    if not data.startswith(b"*"):
+        return max(1, data.count(b"\n"))
+    reader, count = Reader(), 0
+    reader.feed(data)
+    try:
+        while reader.gets() is not NOT_ENOUGH:
+            count += 1
+    except ProtocolError:
+        pass
     return max(count, 1)
 
 

@@ -416,3 +416,14 @@ def test_a_pipeline_of_big_replies_matches(server: Server) -> None:
             replies[name] = pipe.execute()
     assert replies["shm"] == replies["plain"] == [x for v in values for x in (v, len(v))]
     assert transport_of(shm) == "shm"
+
+
+def test_commands_packed_by_hand_go_over_the_socket(server: Server) -> None:
+    for packed in ([b"PING\r\n"], [b"*1\r\n$4\r\nPING\r\n", b"*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n"]):
+        replies = {}
+        for cls in (redis.UnixDomainSocketConnection, redis_py.ShmUnixConnection):
+            connection = cls(path=server.unix_socket)
+            connection.send_packed_command(packed)
+            replies[cls] = [connection.read_response() for _ in packed]
+            connection.disconnect()
+        assert replies[redis_py.ShmUnixConnection] == replies[redis.UnixDomainSocketConnection]

@@ -93,6 +93,7 @@ def outcomes(suite: Path, server: Server, name: str, plugin: bool,
             *(f"tests/{file}" for file in files)]
     done = subprocess.run(argv, cwd=suite, env=env, capture_output=True, text=True,
                           timeout=timeout)
+    (server.dir / f"{name}.log").write_text(done.stdout + done.stderr)
     assert report.exists(), done.stdout[-3000:] + done.stderr[-3000:]
     result = {}
     for case in ElementTree.parse(report).getroot().iter("testcase"):

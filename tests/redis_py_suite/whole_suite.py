@@ -8,6 +8,7 @@ test that ended differently.  (CI runs six of its files: test_redis_py_suite.py.
 from __future__ import annotations
 
 import collections
+import shutil
 import sys
 from pathlib import Path
 
@@ -51,6 +52,8 @@ def main() -> None:
         plain = runs.outcomes(suite, server, "plain", False, *run)
         over_shm = runs.outcomes(suite, server, "shm", True, *run)
     finally:
+        for kept in (*server.dir.glob("*.xml"), *server.dir.glob("*.log")):
+            shutil.copy(kept, Path("/tmp") / f"redis-py-suite-{kept.name}")
         server.cleanup()
     print(f"{server.key}, redis-py {runs.redis.__version__}")
     for name, result in (("socket", plain), ("shm", over_shm)):
