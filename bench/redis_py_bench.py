@@ -103,21 +103,23 @@ def chart(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     modes = list(results["modes"])
-    fig, axes = plt.subplots(1, len(WORKLOADS), figsize=(11, 3.2))
+    fig, axes = plt.subplots(1, len(WORKLOADS), figsize=(11, 3.4))
     for ax, workload in zip(axes, WORKLOADS, strict=True):
-        labels, values, colours = [], [], []
-        for mode in modes:
-            row = results["modes"][mode][workload]
-            labels += [f"unix\n{mode}", f"shm\n{mode}"]
-            values += [row["socket"]["p50_us"], row["shm"]["p50_us"]]
-            colours += ["#999999", "#2a7ab0"]
-        ax.bar(range(len(values)), values, color=colours)
-        ax.set_xticks(range(len(values)), labels, fontsize=7)
+        for offset, (transport, colour, label) in enumerate(
+                (("socket", "#999999", "redis-py, unix socket + hiredis"),
+                 ("shm", "#2a7ab0", "redis-py, shmcli.redis_py"))):
+            values = [results["modes"][mode][workload][transport]["p50_us"] for mode in modes]
+            ax.bar([i + (offset - 0.5) * 0.4 for i in range(len(modes))], values, width=0.4,
+                   color=colour, label=label)
+        ax.set_xticks(range(len(modes)), modes, fontsize=7, rotation=20)
         ax.set_title(workload, fontsize=9)
-        ax.set_ylabel("p50 µs" if workload == WORKLOADS[0] else "")
-    fig.suptitle(f"redis-py {results['redis_py']}: unix socket (hiredis) vs shmcli.redis_py, "
-                 "p50 per operation (lower is better)", fontsize=9)
-    fig.tight_layout()
+        if workload == WORKLOADS[0]:
+            ax.set_ylabel("p50 per operation, µs")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=2)
+    fig.suptitle(f"redis-py {results['redis_py']} on {results['server']}, by the module's "
+                 "exec mode (lower is better)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
 
 
@@ -125,8 +127,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--chart", action="store_true")
+    parser.add_argument("--chart-only", action="store_true",
+                        help="redraw the chart from --out's results, measuring nothing")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "redis_py.json"))
     args = parser.parse_args()
+    if args.chart_only:
+        chart(json.loads(Path(args.out).read_text()), ROOT / "docs" / "img" / "redis_py.png")
+        return
     rounds, block = (3, 300) if args.quick else (10, 1000)
     results = {"redis_py": redis.__version__, "hiredis": _hiredis(), "rounds": rounds,
                "block": block, "modes": {}}

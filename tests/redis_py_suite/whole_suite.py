@@ -48,9 +48,11 @@ def main() -> None:
     deps = (dependencies(),)
     server = Server(flavour, "main-thread").start()
     try:
-        run = (every_file(suite), 3600, ("--continue-on-collection-errors",), deps)
-        plain = runs.outcomes(suite, server, "plain", False, *run)
-        over_shm = runs.outcomes(suite, server, "shm", True, *run)
+        plain, over_shm = {}, {}
+        for file in every_file(suite):  # a pytest each: an INTERNALERROR ends one file only
+            run = ((file,), 900, ("--continue-on-collection-errors",), deps)
+            plain.update(runs.outcomes(suite, server, f"plain-{file}", False, *run))
+            over_shm.update(runs.outcomes(suite, server, f"shm-{file}", True, *run))
     finally:
         for kept in (*server.dir.glob("*.xml"), *server.dir.glob("*.log")):
             shutil.copy(kept, Path("/tmp") / f"redis-py-suite-{kept.name}")
