@@ -5,6 +5,8 @@ Workloads, each timed per operation (p50 and p99 of every sample):
   get, set    one command back to back
   pipeline    a non-transactional pipeline of 100 INCRs
   web         one "request" of a small web app: HGETALL + INCR + EXPIRE
+and, on the module's defaults, pipelines of 1 to 300 INCRs (where the one
+wake-up shared memory saves stops paying for its per-command cost).
 
 The two clients take turns in short blocks (ROUNDS x BLOCK operations each),
 so a load change on the machine hits both alike; the ratio is socket p50 /
@@ -59,6 +61,34 @@ def operation(client: redis.Redis, workload: str):
         client.incr("hits:page")
         client.expire("session:1", 1800)
     return web
+
+
+def pipeline_lengths(rounds: int) -> dict:
+    """Pipelines of 1 to 300 INCRs on the module's defaults: where shared
+    memory's one wake-up stops paying for its per-command cost."""
+    server = Server("redis", "main-thread").start()
+    out = {}
+    try:
+        clients = {"socket": redis.Redis(unix_socket_path=server.unix_socket),
+                   "shm": redis_py.Redis(unix_socket_path=server.unix_socket)}
+        for length in (1, 10, 30, 60, 100, 300):
+            samples: dict[str, list[int]] = {name: [] for name in clients}
+            for _ in range(rounds):
+                for name, client in clients.items():
+                    for _ in range(max(20, 3000 // length)):
+                        start = time.perf_counter_ns()
+                        with client.pipeline(transaction=False) as pipe:
+                            for _ in range(length):
+                                pipe.incr("n")
+                            pipe.execute()
+                        samples[name].append(time.perf_counter_ns() - start)
+            row = {name: percentile(s, 0.5) for name, s in samples.items()}
+            out[length] = {**row, "speedup_p50": row["socket"] / row["shm"]}
+            print(f"pipeline of {length:>3}: unix p50 {row['socket']:8.1f} µs  shm p50 "
+                  f"{row['shm']:8.1f} µs  ({out[length]['speedup_p50']:.2f}x)", flush=True)
+    finally:
+        server.cleanup()
+    return out
 
 
 def percentile(samples: list[int], share: float) -> float:
@@ -152,6 +182,7 @@ def main() -> None:
                       f" / {row['shm']['p99_us']:.1f} µs", flush=True)
         finally:
             server.cleanup()
+    results["pipeline_lengths"] = pipeline_lengths(rounds // 2 or 1)
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     if args.chart:
         chart(results, ROOT / "docs" / "img" / "redis_py.png")
