@@ -25,6 +25,7 @@ import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pexpect
@@ -200,32 +201,42 @@ def test_stdin_mode_without_c_prints_moved(keys: Keys) -> None:
 Migrating = tuple[Keys, str, Callable[[], None]]
 
 
-@pytest.fixture
-def migrating(keys: Keys) -> Iterator[Migrating]:
-    """The slot of a key of node 1 is being migrated to node 2: node 1
-    (MIGRATING) no longer has the key and answers ASK; node 2 (IMPORTING)
-    has it, and serves it after ASKING.  Yields the keys, that key, and
-    the reset for the differential runs."""
+@contextmanager
+def slot_migrating(keys: Keys, source: Server, target: Server, name: str, value: str,
+                   seeded: bool) -> Iterator[Migrating]:
+    """The slot of a key of `source` is being migrated to `target`: `source`
+    (MIGRATING) no longer has the key and answers ASK; `target` (IMPORTING)
+    has it (`value`, once reset() ran: at once when `seeded`) and serves it
+    after ASKING only.  Yields the keys, that key, and the reset for the
+    differential runs; the slot is stable again afterwards."""
     cluster = keys.cluster
-    key = cluster.key_on(keys.n1, "moving")
+    key = cluster.key_on(source, name)
     slot = cluster.slot(key)
-    ids = {node.port: cluster.node_id(node) for node in (keys.n1, keys.n2)}
 
     def reset() -> None:
         keys.reset()
-        with keys.n2.admin() as conn:
-            assert conn.execute_many([("ASKING",), ("SET", key, "moved")]) == \
+        with target.admin() as conn:
+            assert conn.execute_many([("ASKING",), ("SET", key, value)]) == \
                 [Status(b"OK"), Status(b"OK")]
 
-    cluster.call(keys.n2, "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[keys.n1.port])
-    cluster.call(keys.n1, "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[keys.n2.port])
+    cluster.call(target, "CLUSTER", "SETSLOT", slot, "IMPORTING", cluster.node_id(source))
+    cluster.call(source, "CLUSTER", "SETSLOT", slot, "MIGRATING", cluster.node_id(target))
     try:
+        if seeded:
+            reset()
         yield keys, key, reset
     finally:
-        for node in keys.cluster.nodes:
+        for node in cluster.nodes:
             cluster.call(node, "FLUSHALL")
-        cluster.call(keys.n1, "CLUSTER", "SETSLOT", slot, "STABLE")
-        cluster.call(keys.n2, "CLUSTER", "SETSLOT", slot, "STABLE")
+        cluster.call(source, "CLUSTER", "SETSLOT", slot, "STABLE")
+        cluster.call(target, "CLUSTER", "SETSLOT", slot, "STABLE")
+
+
+@pytest.fixture
+def migrating(keys: Keys) -> Iterator[Migrating]:
+    """A slot of node 1 (no module) migrating to node 2."""
+    with slot_migrating(keys, keys.n1, keys.n2, "moving", "moved", seeded=False) as state:
+        yield state
 
 
 def asking_calls(node: Server) -> int:
@@ -573,38 +584,14 @@ def test_readonly_runs_on_the_socket(keys: Keys) -> None:
             ((before[0][0] + 1, before[0][1] + 2), before[1] + 1)
 
 
-MigratingHere = tuple[Keys, str, Callable[[], None]]
-
-
 @pytest.fixture
-def migrating_from_node_0(keys: Keys) -> Iterator[MigratingHere]:
-    """A slot of node 0 is being migrated to node 2, both with the module:
-    node 0 (MIGRATING) answers ASK for the key it no longer has, node 2
-    (IMPORTING) has it and serves it after ASKING only."""
-    cluster = keys.cluster
-    key = cluster.key_on(keys.n0, "leaving")
-    slot = cluster.slot(key)
-    ids = {node.port: cluster.node_id(node) for node in (keys.n0, keys.n2)}
-
-    def reset() -> None:
-        keys.reset()
-        with keys.n2.admin() as conn:
-            assert conn.execute_many([("ASKING",), ("SET", key, "arrived")]) == \
-                [Status(b"OK"), Status(b"OK")]
-
-    cluster.call(keys.n2, "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[keys.n0.port])
-    cluster.call(keys.n0, "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[keys.n2.port])
-    try:
-        reset()
-        yield keys, key, reset
-    finally:
-        for node in keys.cluster.nodes:
-            cluster.call(node, "FLUSHALL")
-        cluster.call(keys.n0, "CLUSTER", "SETSLOT", slot, "STABLE")
-        cluster.call(keys.n2, "CLUSTER", "SETSLOT", slot, "STABLE")
+def migrating_from_node_0(keys: Keys) -> Iterator[Migrating]:
+    """A slot of node 0 migrating to node 2, both with the module."""
+    with slot_migrating(keys, keys.n0, keys.n2, "leaving", "arrived", seeded=True) as state:
+        yield state
 
 
-def test_raw_sessions_refuse_a_migrating_slot(migrating_from_node_0: MigratingHere) -> None:
+def test_raw_sessions_refuse_a_migrating_slot(migrating_from_node_0: Migrating) -> None:
     """Node 0's module refuses the key it no longer has (the socket says
     ASK); node 2's refuses the key of its IMPORTING slot, having no ASKING
     (the socket says MOVED, or serves it after ASKING)."""
@@ -617,7 +604,7 @@ def test_raw_sessions_refuse_a_migrating_slot(migrating_from_node_0: MigratingHe
             session.close()
 
 
-def test_ask_over_shm_from_node_0_to_node_2(migrating_from_node_0: MigratingHere) -> None:
+def test_ask_over_shm_from_node_0_to_node_2(migrating_from_node_0: Migrating) -> None:
     """GET refused on node 0 (ASK from its socket); on node 2 ASKING and
     the GET after it go straight to the socket (the flag is the socket's
     client's): the session is not asked."""
@@ -636,7 +623,7 @@ def test_ask_over_shm_from_node_0_to_node_2(migrating_from_node_0: MigratingHere
 
 
 @pytest.mark.parametrize("pipelined", [True, False])
-def test_asking_and_its_command_land_on_the_socket(migrating_from_node_0: MigratingHere,
+def test_asking_and_its_command_land_on_the_socket(migrating_from_node_0: Migrating,
                                                    pipelined: bool) -> None:
     keys, key, _ = migrating_from_node_0
     with keys.n2.connect(shm="require") as conn:
