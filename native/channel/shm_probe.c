@@ -18,6 +18,7 @@
 #include "shm_probe.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -90,7 +91,9 @@ static int socket_round_trip(int fd, uint32_t spin_ns, uint64_t start, uint64_t 
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) return SHM_E_CLOSED;
         if (shm_now_ns() - start < spin_ns) {
-            shm_cpu_relax();
+            /* Yield, not just pause: a server on this CPU runs now instead of
+               after the spin (we cannot see its CPU, as the session can). */
+            sched_yield();
             continue;
         }
         int rc = wait_for(fd, POLLIN, deadline);
