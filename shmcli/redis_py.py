@@ -171,18 +171,23 @@ class _SocketView:
         """Bytes readable without the socket (hiredis' can_read asks)."""
         return self._owner._shm_pending()
 
-    def recv(self, size: int, flags: int = 0) -> bytes:
-        data = self._owner._shm_bytes(size, bool(flags & socket.MSG_PEEK))
+    def recv(self, size: int, *flags: int) -> bytes:
+        data = self._owner._shm_bytes(size, _peeks(flags))
         if data is None:
-            return self._sock.recv(size, flags)
+            return self._sock.recv(size, *flags)
         return bytes(data)
 
-    def recv_into(self, buffer, nbytes: int = 0, flags: int = 0) -> int:
-        data = self._owner._shm_bytes(nbytes or len(buffer), bool(flags & socket.MSG_PEEK))
+    def recv_into(self, buffer, *size_flags: int) -> int:
+        size = size_flags[0] if size_flags and size_flags[0] else len(buffer)
+        data = self._owner._shm_bytes(size, _peeks(size_flags[1:]))
         if data is None:
-            return self._sock.recv_into(buffer, nbytes, flags)
+            return self._sock.recv_into(buffer, *size_flags)  # as given: the socket's own
         memoryview(buffer)[:len(data)] = data
         return len(data)
+
+
+def _peeks(flags: tuple[int, ...]) -> bool:
+    return bool(flags and flags[0] & socket.MSG_PEEK)
 
 
 class _ShmRouting:
