@@ -6,7 +6,9 @@ Workloads, each timed per operation (p50 and p99 of every sample):
   pipeline    a non-transactional pipeline of 100 INCRs
   web         one "request" of a small web app: HGETALL + INCR + EXPIRE
 and, on the module's defaults, pipelines of 1 to 300 INCRs (where the one
-wake-up shared memory saves stops paying for its per-command cost).
+wake-up shared memory saves stops paying for its per-command cost); and the
+floors: a GET with no transport at all, through redis-py alone and through
+shmcli.redis_py with a session that answers at once.
 
 The two clients take turns in short blocks (ROUNDS x BLOCK operations each),
 so a load change on the machine hits both alike; the ratio is socket p50 /
@@ -86,6 +88,63 @@ def pipeline_lengths(rounds: int) -> dict:
             out[length] = {**row, "speedup_p50": row["socket"] / row["shm"]}
             print(f"pipeline of {length:>3}: unix p50 {row['socket']:8.1f} µs  shm p50 "
                   f"{row['shm']:8.1f} µs  ({out[length]['speedup_p50']:.2f}x)", flush=True)
+    finally:
+        server.cleanup()
+    return out
+
+
+def floors(rounds: int) -> dict:
+    """What is left with a free transport: redis-py's GET over a connection
+    that sends nothing and returns a canned reply, and shmcli.redis_py's over
+    a session that answers at once (no server, no wake-up)."""
+
+    class NullConnection(redis.connection.UnixDomainSocketConnection):
+        def connect(self, *args, **kwargs):
+            self._sock = object()
+
+        def can_read(self, *args, **kwargs):
+            return False
+
+        def send_command(self, *args, **kwargs):
+            pass
+
+        def send_packed_command(self, *args, **kwargs):
+            pass
+
+        def read_response(self, *args, **kwargs):
+            return b"v"
+
+        def disconnect(self, *args, **kwargs):
+            pass
+
+    class AnsweringSession:
+        def send(self, request):
+            pass
+
+        def recv_many(self, count, stop):
+            return b"$1\r\nv\r\n" * count, count, False
+
+        def close(self):
+            pass
+
+    server = Server("redis", "main-thread").start()
+    try:
+        null = redis.Redis(connection_pool=redis.ConnectionPool(
+            connection_class=NullConnection, path="/nowhere"))
+        shm = redis_py.Redis(unix_socket_path=server.unix_socket, single_connection_client=True)
+        shm.set("k", "v")
+        shm.connection._shm = AnsweringSession()
+        shm.connection._socket_used = float("inf")  # no keep-alive HELLO to a real socket
+        out = {}
+        for name, client in (("redis-py, no transport", null),
+                             ("shmcli.redis_py, a session that answers at once", shm)):
+            samples = []
+            for _ in range(rounds * 2000):
+                start = time.perf_counter_ns()
+                client.get("k")
+                samples.append(time.perf_counter_ns() - start)
+            out[name] = percentile(samples, 0.5)
+            print(f"GET floor, {name}: p50 {out[name]:.1f} µs", flush=True)
     finally:
         server.cleanup()
     return out
@@ -183,6 +242,7 @@ def main() -> None:
         finally:
             server.cleanup()
     results["pipeline_lengths"] = pipeline_lengths(rounds // 2 or 1)
+    results["floors_p50_us"] = floors(rounds)
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     if args.chart:
         chart(results, ROOT / "docs" / "img" / "redis_py.png")
