@@ -121,6 +121,9 @@ def floors(rounds: int) -> dict:
         def send(self, request):
             pass
 
+        def recv(self):
+            return b"$1\r\nv\r\n"
+
         def recv_many(self, count, stop):
             return b"$1\r\nv\r\n" * count, count, False
 

@@ -178,8 +178,11 @@ class _SocketView:
         return bytes(data)
 
     def recv_into(self, buffer, *size_flags: int) -> int:
-        size = size_flags[0] if size_flags and size_flags[0] else len(buffer)
-        data = self._owner._shm_bytes(size, _peeks(size_flags[1:]))
+        if size_flags:
+            size = size_flags[0] or len(buffer)
+            data = self._owner._shm_bytes(size, _peeks(size_flags[1:]))
+        else:  # hiredis' call
+            data = self._owner._shm_bytes(len(buffer), False)
         if data is None:
             return self._sock.recv_into(buffer, *size_flags)  # as given: the socket's own
         memoryview(buffer)[:len(data)] = data
@@ -305,11 +308,23 @@ class _ShmRouting:
     def send_command(self, *args, **kwargs) -> None:
         check_health = kwargs.get("check_health", True)
         route = _route(args[0]) if args else _SOCKET
-        if route == _SHM and self._shm_usable():
-            self._send_shm([b"".join(self._command_packer.pack(*args))], check_health)
-        else:
+        if route != _SHM or not self._shm_usable():
             self._note_socket_command(route, args)
             self._send_socket(self.pack_command(*args), 1, check_health)
+            return
+        request = b"".join(self._command_packer.pack(*args))
+        if (self._shm_sent or (check_health and self.health_check_interval)
+                or time.monotonic() - self._socket_used > KEEPALIVE_AFTER):
+            self._send_shm([request], check_health)
+            return
+        try:  # the common case: nothing in flight, nothing due
+            with self._shm_lock:
+                self._shm.send(request)
+        except ChannelError as exc:
+            raise self._send_failed(exc) from None
+        self._shm_sent.append(request)
+        self._shm_inflight += len(request)
+        self._shm_unread += 1
 
     def send_packed_command(self, command, check_health: bool = True) -> None:
         if not isinstance(command, _Batch):  # packed by someone else: the socket's
@@ -391,16 +406,19 @@ class _ShmRouting:
                         self._shm.send(chunk[0])
                     else:
                         self._shm.send_batch(chunk, sizes[start:end])
-            except ChannelTimeout:
-                self.disconnect()
-                raise RedisTimeoutError("Timeout writing to socket") from None
             except ChannelError as exc:
-                self.disconnect()
-                raise RedisConnectionError(f"Error while writing to socket. {exc}.") from None
+                raise self._send_failed(exc) from None
             self._shm_sent.extend(chunk)
             self._shm_inflight += size
             self._shm_unread += len(chunk)
             start, left = end, left - size
+
+    def _send_failed(self, exc: ChannelError) -> RedisError:
+        """A send into the session failed: redis-py's error for a failed write."""
+        self.disconnect()
+        if isinstance(exc, ChannelTimeout):
+            return RedisTimeoutError("Timeout writing to socket")
+        return RedisConnectionError(f"Error while writing to socket. {exc}.")
 
     def _keep_socket_alive(self) -> None:
         """The server's `timeout` sees only the socket: while commands go
@@ -466,7 +484,12 @@ class _ShmRouting:
         while sent:
             try:
                 with self._shm_lock:
-                    data, got, refused = self._shm.recv_many(len(sent), _FALLBACK)
+                    if len(sent) == 1:  # the common case, without the batch's copy
+                        data = self._shm.recv()
+                        refused = data.startswith(_FALLBACK)
+                        got = 0 if refused else 1
+                    else:
+                        data, got, refused = self._shm.recv_many(len(sent), _FALLBACK)
             except ChannelTimeout:
                 raise TimeoutError("timed out") from None  # socket.timeout
             except ChannelClosed:  # the server ended it: redis-py sees a closed connection
