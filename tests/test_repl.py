@@ -468,6 +468,21 @@ def test_resp3_shell(srv: Server, history: Path) -> None:
     assert finish(child) == 0
 
 
+def expect_help_hints_and_completion(child, prompt: str | None = None) -> None:
+    """`help get` prints its summary (then `prompt`, when given), a hint
+    follows `set k v `, Tab completes `hge`; the line is left empty."""
+    child.sendline("help get")
+    child.expect_exact("summary:")
+    if prompt is not None:
+        child.expect_exact(prompt)
+    child.send("set k v ")
+    child.expect_exact("[NX|XX]")
+    child.sendcontrol("u")
+    child.send("hge\t")
+    child.expect_exact("HGET")
+    child.sendcontrol("u")
+
+
 def test_a_typed_auth_keeps_help_hints_and_completion(make_server, history: Path) -> None:
     srv = make_server("redis", config={"requirepass": "pw"})
     with srv.admin() as conn:
@@ -475,14 +490,7 @@ def test_a_typed_auth_keeps_help_hints_and_completion(make_server, history: Path
     child = spawn(["-s", srv.unix_socket], history)
     child.sendline("auth pw")
     child.expect_exact("OK")
-    child.sendline("help get")
-    child.expect_exact("summary:")
-    child.send("set k v ")
-    child.expect_exact("[NX|XX]")
-    child.sendcontrol("u")
-    child.send("hge\t")
-    child.expect_exact("HGET")
-    child.sendcontrol("u")
+    expect_help_hints_and_completion(child)
     child.send("get user:al\t")
     child.expect_exact("pha")  # the scan logs in as the typed AUTH did
     child.sendline("")
@@ -498,15 +506,7 @@ def test_help_hints_and_completion_without_a_server(srv: Server, history: Path) 
     assert finish(child) == 0
     child = spawn(["-p", str(free_port())], history)
     child.expect_exact("not connected>")
-    child.sendline("help get")
-    child.expect_exact("summary:")
-    child.expect_exact("not connected>")
-    child.send("set k v ")
-    child.expect_exact("[NX|XX]")
-    child.sendcontrol("u")
-    child.send("hge\t")
-    child.expect_exact("HGET")
-    child.sendcontrol("u")
+    expect_help_hints_and_completion(child, prompt="not connected>")
     assert finish(child) == 0
     kept = [path.name for path in (history.parent / "cache" / "shmcli").iterdir()]
     assert len(kept) == 1 and kept[0].startswith(f"commands-{srv.flavour}-{srv.version}-")
