@@ -322,9 +322,7 @@ class _ShmRouting:
                 self._shm.send(request)
         except ChannelError as exc:
             raise self._send_failed(exc) from None
-        self._shm_sent.append(request)
-        self._shm_inflight += len(request)
-        self._shm_unread += 1
+        self._sent([request], len(request))
 
     def send_packed_command(self, command, check_health: bool = True) -> None:
         if not isinstance(command, _Batch):  # packed by someone else: the socket's
@@ -408,10 +406,14 @@ class _ShmRouting:
                         self._shm.send_batch(chunk, sizes[start:end])
             except ChannelError as exc:
                 raise self._send_failed(exc) from None
-            self._shm_sent.extend(chunk)
-            self._shm_inflight += size
-            self._shm_unread += len(chunk)
+            self._sent(chunk, size)
             start, left = end, left - size
+
+    def _sent(self, requests: list[bytes], size: int) -> None:
+        """`requests` (`size` bytes) are in the session: their replies are owed."""
+        self._shm_sent.extend(requests)
+        self._shm_inflight += size
+        self._shm_unread += len(requests)
 
     def _send_failed(self, exc: ChannelError) -> RedisError:
         """A send into the session failed: redis-py's error for a failed write."""
