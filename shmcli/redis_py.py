@@ -457,7 +457,7 @@ class _ShmRouting:
         closed connection."""
         ready = self._ready
         if not ready and self._shm_sent:
-            self._fetch_all()
+            self._fetch(everything=False)
         if not ready:
             return b"" if self._session_ended else None
         head = ready[0]
@@ -478,10 +478,12 @@ class _ShmRouting:
             taken += len(part)
         return b"".join(parts)
 
-    def _fetch_all(self) -> None:
-        """Fetch every reply the session owes (they were all sent, in order),
-        in one C call per MiB, into _ready; a refusal sends the refused
-        request and those after it over the socket."""
+    def _fetch(self, everything: bool) -> None:
+        """Fetch replies the session owes (they were all sent, in order) into
+        _ready: every one, or (for the parser) at least one and those already
+        there, so a pipeline's first replies are parsed while the server
+        runs the rest.  One C call per MiB at most; a refusal sends the
+        refused request and those after it over the socket."""
         sent = self._shm_sent
         while sent:
             try:
@@ -512,10 +514,12 @@ class _ShmRouting:
                 request = sent.popleft()
                 self._shm_inflight -= len(request)
                 self._refused(request)
+            if got and not everything:
+                return
 
     def _settle(self) -> None:
         """Fetch every reply the session owes, before the socket is used."""
-        self._fetch_all()
+        self._fetch(everything=True)
         if self._session_ended:
             raise RedisConnectionError("Connection closed by server.")
 

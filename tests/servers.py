@@ -7,12 +7,14 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
-from shmcli.resp import NOT_ENOUGH, Array, Map, Reader, encode_command, parse_one
+from shmcli.channel import ShmChannel
+from shmcli.connection import Connection
+from shmcli.resp import NOT_ENOUGH, Array, Bulk, Integer, Map, Reader, encode_command, parse_one
 from shmcli.testing import EXEC_MODES, EXTRA_SERVERS, FLAVOURS, Server, free_port
 
 __all__ = ["EXEC_MODES", "EXTRA_SERVERS", "FLAVOURS", "RawSocket", "Server", "expected_refusals",
-           "fd_count", "free_port", "refused_by_policy", "settled_fd_count", "shm_stat",
-           "wait_until"]
+           "fd_count", "free_port", "raw_session", "refused_by_policy", "settled_fd_count",
+           "shm_stat", "wait_until"]
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
@@ -22,6 +24,16 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 15.0) 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+def raw_session(srv: Server, **connect_kw: object) -> tuple[Connection, ShmChannel]:
+    """A control connection (socket only) and a bare channel bound to it."""
+    ctl = srv.connect(shm="off", **connect_kw)
+    reply = ctl.execute("SHM.HANDSHAKE")
+    assert isinstance(reply, Array), reply
+    token, path, ring, _version = reply.items
+    assert isinstance(token, Bulk) and isinstance(path, Bulk) and isinstance(ring, Integer)
+    return ctl, ShmChannel(path.data.decode(), token.data.decode(), ring.value, 10.0)
 
 
 def shm_stat(srv: Server, field: str) -> int:

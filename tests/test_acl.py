@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 
 import pytest
-from servers import RawSocket, Server, shm_stat
+from servers import RawSocket, Server, raw_session, shm_stat
 
 from shmcli.channel import ShmChannel
 from shmcli.connection import Connection
@@ -115,16 +115,6 @@ def users(server: Server) -> Iterator[Server]:
     with server.admin() as admin:
         admin.execute("ACL", "DELUSER", *USERS)
         admin.execute("FUNCTION", "FLUSH")
-
-
-def raw_session(srv: Server, **connect_kw: object) -> tuple[Connection, ShmChannel]:
-    """A control connection (socket only) and a bare channel bound to it."""
-    ctl = srv.connect(shm="off", **connect_kw)
-    reply = ctl.execute("SHM.HANDSHAKE")
-    assert isinstance(reply, Array), reply
-    token, path, ring, _version = reply.items
-    assert isinstance(token, Bulk) and isinstance(path, Bulk) and isinstance(ring, Integer)
-    return ctl, ShmChannel(path.data.decode(), token.data.decode(), ring.value, 10.0)
 
 
 def raw_call(channel: ShmChannel, *args: str | int) -> bytes:

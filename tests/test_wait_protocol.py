@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import struct
 
-from servers import Server, wait_until
+from servers import Server, raw_session, wait_until
 
-from shmcli.channel import ShmChannel
 from shmcli.resp import Bulk, Status, encode_command
 
 REQ_CONSUMER_WAITING, REQ_CONSUMER_CPU = 388, 392
@@ -24,15 +23,8 @@ def u32(region: memoryview, offset: int) -> int:
     return struct.unpack_from("<I", region, offset)[0]
 
 
-def raw_session(server: Server) -> tuple[ShmChannel, object]:
-    ctl = server.connect(shm="off")
-    token, path, ring = (item for item in ctl.execute("SHM.HANDSHAKE").items[:3])
-    channel = ShmChannel(path.data.decode(), token.data.decode(), ring.value, 10.0)
-    return channel, ctl
-
-
 def test_a_new_session_asks_for_the_doorbell(server: Server) -> None:
-    channel, ctl = raw_session(server)
+    ctl, channel = raw_session(server)
     try:
         # Before any pass has seen it, the session says "the server may sleep".
         assert u32(channel.region(), REQ_CONSUMER_WAITING) == 1
@@ -43,7 +35,7 @@ def test_a_new_session_asks_for_the_doorbell(server: Server) -> None:
 
 
 def test_a_sleeping_server_publishes_its_cpu(server: Server) -> None:
-    channel, ctl = raw_session(server)
+    ctl, channel = raw_session(server)
     try:
         channel.call(encode_command("PING"))
         region = channel.region()

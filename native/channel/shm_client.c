@@ -367,6 +367,12 @@ int shm_client_recv_many(struct shm_client *c, size_t n, const char *stop, size_
     *got = 0;
     *stopped = 0;
     while (*got < n && have < SHM_CLIENT_RECV_MANY_BYTES) {
+        if (*got) {
+            /* Only the first is waited for: the caller parses these while
+               the server produces the rest (a pipeline overlaps both sides). */
+            release_deferred(c);
+            if (!shm_ring_has_data(&c->rep)) break;
+        }
         const char *reply;
         size_t len;
         int rc = shm_client_recv(c, &reply, &len, timeout_ms);

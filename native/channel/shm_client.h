@@ -72,9 +72,10 @@ int shm_client_recv(struct shm_client *c, const char **reply, size_t *reply_len,
                     int64_t timeout_ms);
 
 /* Receive up to n replies, back to back in one buffer (*out, valid until
-   the next call on c): *got of them.  Stops early, with *stopped set, at a
-   reply that starts with `stop` (consumed, not in *out), and once
-   SHM_CLIENT_RECV_MANY_BYTES are gathered (call again for the rest).  An
+   the next call on c): *got of them.  Waits for the first only, then takes
+   those already in the ring.  Stops early, with *stopped set, at a reply
+   that starts with `stop` (consumed, not in *out), and once
+   SHM_CLIENT_RECV_MANY_BYTES are gathered; call again for the rest.  An
    error after some replies were consumed leaves the session out of step:
    close it. */
 #define SHM_CLIENT_RECV_MANY_BYTES (1u << 20)

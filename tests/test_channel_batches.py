@@ -1,0 +1,120 @@
+"""A pipeline's path through the C client: send_batch (one doorbell for many
+requests) and recv_many (the replies gathered in as few calls as can be).
+
+recv_many waits for the first reply only and then takes those already in the
+ring, so a caller parses the first replies while the server runs the rest.
+These tests check what that promises: every reply arrives once and in order
+whatever the calls' sizes, a call returns without waiting for replies that
+were never asked for, the refusal marker stops a call, and more than 1 MiB
+takes more than one call.
+"""
+
+from __future__ import annotations
+
+import pytest
+from servers import RawSocket, Server, raw_session
+
+from shmcli.channel import ChannelTimeout
+from shmcli.resp import encode_command
+
+FALLBACK = b"-SHMFALLBACK "
+
+
+def gather(channel, count: int) -> tuple[bytes, list[int]]:
+    """Every reply of `count` requests: their bytes and each call's count."""
+    data, calls = b"", []
+    while sum(calls) < count:
+        chunk, got, stopped = channel.recv_many(count - sum(calls), FALLBACK)
+        assert not stopped and got >= 1
+        data += chunk
+        calls.append(got)
+    return data, calls
+
+
+def socket_replies(server: Server, commands: list[tuple]) -> bytes:
+    sock = RawSocket(server.unix_socket)
+    try:
+        return b"".join(sock.call(*command) for command in commands)
+    finally:
+        sock.close()
+
+
+def test_a_batch_comes_back_whole_and_in_order(server: Server) -> None:
+    commands = [("SET", f"batch:{i}", "v" * i) for i in range(300)]
+    commands += [("GET", f"batch:{i}") for i in range(300)]
+    ctl, channel = raw_session(server)
+    try:
+        requests = [encode_command(*command) for command in commands]
+        channel.send_batch(requests)
+        data, calls = gather(channel, len(requests))
+    finally:
+        channel.close()
+        ctl.close()
+    assert data == socket_replies(server, commands)
+    assert all(got >= 1 for got in calls)
+
+
+def test_a_call_does_not_wait_for_replies_never_asked_for(server: Server) -> None:
+    """Asked for more replies than requests were sent, it returns those that
+    came (before, it waited for the rest until the deadline)."""
+    ctl, channel = raw_session(server)
+    try:
+        channel.send_batch([encode_command("PING"), encode_command("ECHO", "x")])
+        data, got = b"", 0
+        while got < 2:
+            chunk, n, stopped = channel.recv_many(5, FALLBACK)
+            assert not stopped
+            data, got = data + chunk, got + n
+        assert (data, got) == (b"+PONG\r\n$1\r\nx\r\n", 2)
+        channel.send(encode_command("PING"))  # still in step
+        assert channel.recv() == b"+PONG\r\n"
+    finally:
+        channel.close()
+        ctl.close()
+
+
+def test_with_nothing_sent_a_call_waits_until_its_deadline(server: Server) -> None:
+    ctl, channel = raw_session(server)
+    try:
+        channel._timeout_ms = 200  # the session's deadline, short for this test
+        with pytest.raises(ChannelTimeout):
+            channel.recv_many(1, FALLBACK)
+    finally:
+        channel.close()
+        ctl.close()
+
+
+def test_a_refusal_stops_the_call_after_the_replies_before_it(server: Server) -> None:
+    ctl, channel = raw_session(server)
+    try:
+        channel.send_batch([encode_command("SET", "r", "1"), encode_command("INCR", "r"),
+                            encode_command("EVAL", "return 1", "0"), encode_command("INCR", "r")])
+        data, got = b"", 0
+        while True:
+            chunk, n, stopped = channel.recv_many(4 - got, FALLBACK)
+            data, got = data + chunk, got + n
+            if stopped:
+                break
+        assert (data, got) == (b"+OK\r\n:2\r\n", 2)
+        # What came after the refused one is skipped until the client resumes.
+        assert channel.recv() == FALLBACK + b"skipped after a refusal\r\n"
+        channel.resume()
+        assert channel.call(encode_command("GET", "r")) == b"$1\r\n2\r\n"
+    finally:
+        channel.close()
+        ctl.close()
+
+
+def test_more_than_a_mib_takes_more_than_one_call(server: Server) -> None:
+    value = "v" * 100_000
+    ctl, channel = raw_session(server)
+    try:
+        channel.call(encode_command("SET", "big", value))
+        requests = [encode_command("GET", "big")] * 15
+        channel.send_batch(requests)
+        data, calls = gather(channel, len(requests))
+    finally:
+        channel.close()
+        ctl.close()
+    assert data == f"${len(value)}\r\n{value}\r\n".encode() * 15
+    assert len(calls) >= 2
