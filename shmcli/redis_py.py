@@ -158,11 +158,14 @@ class _SocketView:
     through shared memory first, in order, then the socket's own bytes.
     Everything else is the socket's."""
 
-    __slots__ = ("_sock", "_owner")
+    __slots__ = ("_sock", "_owner", "settimeout", "gettimeout", "sendall", "fileno")
 
     def __init__(self, sock: socket.socket, owner: _ShmRouting) -> None:
         self._sock = sock
         self._owner = owner
+        # What redis-py calls per command, bound once (not via __getattr__).
+        self.settimeout, self.gettimeout = sock.settimeout, sock.gettimeout
+        self.sendall, self.fileno = sock.sendall, sock.fileno
 
     def __getattr__(self, name: str):
         return getattr(self._sock, name)
