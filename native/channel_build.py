@@ -23,6 +23,7 @@ ffibuilder.cdef(
     #define SHM_E_REFUSED -5
     #define SHM_E_NOMEM -6
     #define SHM_E_TOO_BIG -7
+    #define SHM_E_AGAIN -8
     int shm_client_open(const char *socket_path, const char *token, uint32_t ring_size,
                         int timeout_ms, struct shm_client **out, char *err, size_t errlen);
     void shm_client_close(struct shm_client *c);
@@ -36,7 +37,10 @@ ffibuilder.cdef(
                         int64_t timeout_ms);
     int shm_client_recv_many(struct shm_client *c, size_t n, const char *stop, size_t stop_len,
                              const char **out, size_t *out_len, size_t *got, int *stopped,
-                             int64_t timeout_ms);
+                             int64_t timeout_ms, int wait);
+    int shm_client_arm_socket_wake(struct shm_client *c);
+    int shm_client_disarm_socket_wake(struct shm_client *c);
+    int shm_client_control_fd(struct shm_client *c);
     int shm_client_call(struct shm_client *c, const char *req, size_t req_len,
                         const char **reply, size_t *reply_len, int64_t timeout_ms);
     void shm_client_set_max_reply(struct shm_client *c, uint64_t max_reply);

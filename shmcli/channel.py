@@ -124,18 +124,42 @@ class ShmChannel:
             self._check(rc)
         return ffi.unpack(self._reply[0], self._reply_len[0])
 
-    def recv_many(self, count: int, stop: bytes) -> tuple[bytes, int, bool]:
+    def recv_many(self, count: int, stop: bytes, wait: bool = True) -> tuple[bytes, int, bool]:
         """Up to `count` replies, joined: (bytes, how many, whether the next
         reply started with `stop`, in which case it was consumed and is not
-        among them).  Fewer and not stopped: more than 1 MiB came; ask again.
-        Any error leaves the session out of step: close it."""
+        among them).  Waits for the first only, then takes those already
+        there: fewer and not stopped, ask again.  wait=False: no wait at
+        all, (b"", 0, False) when none is there.  Any other error leaves
+        the session out of step: close it."""
         rc = lib.shm_client_recv_many(self._client, count, stop, len(stop), self._reply,
                                       self._reply_len, self._got, self._stopped,
-                                      self._timeout_ms)
+                                      self._timeout_ms, wait)
         if rc:
+            if rc == lib.SHM_E_AGAIN:
+                return b"", 0, False
             self._check(rc)
         return (ffi.unpack(self._reply[0], self._reply_len[0]), int(self._got[0]),
                 bool(self._stopped[0]))
+
+    # Waiting from an event loop, which must not block (shmcli.redis_py_asyncio):
+    # arm, wait for control_fd() to be readable, disarm, then recv_many(wait=False).
+
+    def arm_socket_wake(self) -> bool:
+        """Ask for a message on control_fd() with the next reply; True
+        instead when a reply is already there (no message will come)."""
+        rc = lib.shm_client_arm_socket_wake(self._client)
+        if rc < 0:
+            self._check(rc)
+        return rc == 1
+
+    def disarm_socket_wake(self) -> None:
+        """Read the wake-up messages; ChannelClosed if the server ended the session."""
+        rc = lib.shm_client_disarm_socket_wake(self._client)
+        if rc:
+            self._check(rc)
+
+    def control_fd(self) -> int:
+        return lib.shm_client_control_fd(self._client)
 
     def resume(self) -> None:
         """Leave the refusal state: the refused commands went over the socket."""

@@ -7,15 +7,21 @@ These tests check what that promises: every reply arrives once and in order
 whatever the calls' sizes, a call returns without waiting for replies that
 were never asked for, the refusal marker stops a call, and more than 1 MiB
 takes more than one call.
+
+An event loop must never block, so it reads without waiting and is woken
+by a message on the session's socket (shm_client_arm_socket_wake): those
+reads, the wake-up, and a client that abuses it are tested at the end.
 """
 
 from __future__ import annotations
 
+import select
+
 import pytest
 from servers import RawSocket, Server, raw_session
 
-from shmcli.channel import ChannelTimeout
-from shmcli.resp import encode_command
+from shmcli.channel import ChannelClosed, ChannelTimeout
+from shmcli.resp import Status, encode_command
 
 FALLBACK = b"-SHMFALLBACK "
 
@@ -118,3 +124,101 @@ def test_more_than_a_mib_takes_more_than_one_call(server: Server) -> None:
         ctl.close()
     assert data == f"${len(value)}\r\n{value}\r\n".encode() * 15
     assert len(calls) >= 2
+
+
+# ---- waiting from an event loop: no-wait reads and the socket wake-up ----
+
+def readable(fd: int, timeout: float = 10.0) -> bool:
+    """Whether `fd` becomes readable within `timeout` (a bound on waiting)."""
+    return bool(select.select([fd], [], [], timeout)[0])
+
+
+def test_a_no_wait_read_returns_at_once_with_nothing_there(server: Server) -> None:
+    ctl, channel = raw_session(server)
+    try:
+        assert channel.recv_many(1, FALLBACK, wait=False) == (b"", 0, False)
+        channel.send(encode_command("PING"))
+        data, got = b"", 0
+        while not got:  # the server may not have answered yet: never a wait
+            data, got, _ = channel.recv_many(1, FALLBACK, wait=False)
+        assert (data, got) == (b"+PONG\r\n", 1)
+    finally:
+        channel.close()
+        ctl.close()
+
+
+def test_an_armed_session_is_woken_through_its_socket(server: Server) -> None:
+    ctl, channel = raw_session(server)
+    try:
+        for i in range(50):
+            assert channel.arm_socket_wake() is False  # nothing owed: nothing there
+            channel.send(encode_command("ECHO", str(i)))
+            assert readable(channel.control_fd()), "no wake-up message came"
+            channel.disarm_socket_wake()
+            assert not readable(channel.control_fd(), 0)  # the message was read
+            assert channel.recv_many(1, FALLBACK, wait=False)[:2] == (
+                f"${len(str(i))}\r\n{i}\r\n".encode(), 1)
+    finally:
+        channel.close()
+        ctl.close()
+
+
+def test_arming_with_a_reply_there_says_so(server: Server) -> None:
+    ctl, channel = raw_session(server)
+    try:
+        channel.send(encode_command("PING"))
+        while not channel.arm_socket_wake():  # until the reply is there
+            assert readable(channel.control_fd())
+            channel.disarm_socket_wake()
+        assert channel.recv_many(1, FALLBACK, wait=False) == (b"+PONG\r\n", 1, False)
+    finally:
+        channel.close()
+        ctl.close()
+
+
+def test_a_reply_read_without_waiting_piece_by_piece(server: Server) -> None:
+    """A reply larger than the ring comes in fragments: reads that find
+    only part of it keep that part and finish it later."""
+    value = "x" * (3 << 20)
+    ctl, channel = raw_session(server)
+    try:
+        channel.call(encode_command("SET", "huge", value))
+        channel.send(encode_command("GET", "huge"))
+        data, got, calls = b"", 0, 0
+        while not got:
+            data, got, _ = channel.recv_many(1, FALLBACK, wait=False)
+            calls += 1
+        assert data == f"${len(value)}\r\n{value}\r\n".encode()
+        assert channel.call(encode_command("PING")) == b"+PONG\r\n"  # still in step
+    finally:
+        channel.close()
+        ctl.close()
+
+
+def test_the_end_of_the_session_wakes_an_armed_client(server: Server) -> None:
+    ctl, channel = raw_session(server)
+    try:
+        assert channel.call(encode_command("PING")) == b"+PONG\r\n"
+        assert channel.arm_socket_wake() is False
+        ctl.close()  # the session's connection goes, and the session with it
+        assert readable(channel.control_fd())
+        with pytest.raises(ChannelClosed):
+            channel.disarm_socket_wake()
+    finally:
+        channel.close()
+
+
+def test_a_client_that_never_reads_its_wake_ups_cannot_block_the_server(server: Server) -> None:
+    """The flag is the client's to set: armed forever and never reading
+    its socket, it fills the socket's buffer; the server drops the
+    messages it cannot send and goes on serving everyone."""
+    ctl, channel = raw_session(server)
+    try:
+        for _ in range(20_000):
+            assert channel.arm_socket_wake() is False
+            assert channel.call(encode_command("PING")) == b"+PONG\r\n"
+        with server.connect(shm="off") as other:
+            assert other.execute("PING") == Status(b"PONG")
+    finally:
+        channel.close()
+        ctl.close()

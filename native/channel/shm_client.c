@@ -43,6 +43,7 @@ struct shm_client {
     int has_deferred;
     char *msg;               /* gathered fragments */
     size_t msg_cap;
+    size_t msg_have;         /* of a reply still arriving (a wait that ended mid-reply) */
     char *batch;             /* replies gathered by shm_client_recv_many */
     size_t batch_cap;
     uint64_t max_reply;      /* bound on a gathered reply */
@@ -194,12 +195,25 @@ void *shm_client_region(struct shm_client *c, size_t *size) {
 
 int shm_client_doorbell_fd(struct shm_client *c) { return c->doorbell; }
 
+/* Read and drop the server's wake-up messages (SHM_WAITING_SOCKET); 0 when
+   the socket says the server ended the session (EOF, hang-up, error). */
+static int drain_wakes(struct shm_client *c) {
+    char buf[64];
+    for (;;) {
+        ssize_t n = recv(c->sock, buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0) continue;
+        if (n < 0 && errno == EINTR) continue;
+        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    }
+}
+
 /* The server is gone when it said so in the header or its socket hung up. */
 static int server_alive(struct shm_client *c) {
     if (atomic_load_explicit(&c->hdr->server_closed, memory_order_acquire)) return 0;
     struct pollfd pfd = {.fd = c->sock, .events = POLLIN | POLLRDHUP};
     if (poll(&pfd, 1, 0) == 0) return 1;
-    return 0; /* hang-up, error, or an unexpected message: the server ended it */
+    if (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) return 0;
+    return drain_wakes(c); /* a wake-up message left from an asynchronous wait */
 }
 
 static uint64_t deadline_of(int64_t timeout_ms) {
@@ -321,48 +335,57 @@ static int append(struct shm_client *c, size_t *have, const char *p, uint32_t n)
     return SHM_OK;
 }
 
-int shm_client_recv(struct shm_client *c, const char **reply, size_t *reply_len,
-                    int64_t timeout_ms) {
+/* One reply.  A reply that is still arriving when the wait ends stays
+   gathered in c->msg and is completed by the next call.  wait == 0: return
+   SHM_E_AGAIN at once when nothing (more) is in the ring. */
+static int recv_reply(struct shm_client *c, const char **reply, size_t *reply_len,
+                      uint64_t deadline, int wait) {
     if (c->dead) return c->dead;
     release_deferred(c);
-    uint64_t deadline = deadline_of(timeout_ms);
-    size_t have = 0;
     for (;;) {
         uint32_t type, len;
         const char *payload;
         int r = shm_ring_peek(&c->rep, &type, &payload, &len);
         if (r == 1) {
             if (SHM_REC_KIND(type) != SHM_REC_REPLY) return c->dead = SHM_E_PROTO;
-            if (!(type & SHM_REC_MORE) && have == 0) {
+            if (!(type & SHM_REC_MORE) && c->msg_have == 0) {
                 c->has_deferred = 1;
                 c->deferred_len = len;
                 *reply = payload;
                 *reply_len = len;
                 return SHM_OK;
             }
-            int rc = append(c, &have, payload, len);
+            int rc = append(c, &c->msg_have, payload, len);
             if (rc != SHM_OK) return rc;
             shm_ring_consume(&c->rep, len);
             ring_if_server_sleeps(c, &c->hdr->rep.producer_waiting);
             if (!(type & SHM_REC_MORE)) {
                 *reply = c->msg;
-                *reply_len = have;
+                *reply_len = c->msg_have;
+                c->msg_have = 0;
                 return SHM_OK;
             }
         } else if (r == 0) {
+            if (!wait) return SHM_E_AGAIN;
             int w = wait_for_change(c, &c->hdr->rep.tail, c->rep.head,
                                     &c->hdr->rep.consumer_waiting, &c->hdr->rep.consumer_cpu,
                                     deadline);
-            if (w != SHM_OK) return w; /* a timeout mid-message leaves the rest queued */
+            if (w != SHM_OK) return w;
         } else {
             return c->dead = SHM_E_PROTO;
         }
     }
 }
 
+int shm_client_recv(struct shm_client *c, const char **reply, size_t *reply_len,
+                    int64_t timeout_ms) {
+    return recv_reply(c, reply, reply_len, deadline_of(timeout_ms), 1);
+}
+
 int shm_client_recv_many(struct shm_client *c, size_t n, const char *stop, size_t stop_len,
                          const char **out, size_t *out_len, size_t *got, int *stopped,
-                         int64_t timeout_ms) {
+                         int64_t timeout_ms, int wait) {
+    uint64_t deadline = deadline_of(timeout_ms);
     size_t have = 0;
     *got = 0;
     *stopped = 0;
@@ -375,7 +398,9 @@ int shm_client_recv_many(struct shm_client *c, size_t n, const char *stop, size_
         }
         const char *reply;
         size_t len;
-        int rc = shm_client_recv(c, &reply, &len, timeout_ms);
+        int rc = recv_reply(c, &reply, &len, deadline, wait);
+        if (rc == SHM_E_AGAIN && *got == 0) return rc;
+        if (rc == SHM_E_AGAIN) break; /* the rest of a reply is still arriving */
         if (rc != SHM_OK) return rc;
         if (len >= stop_len && memcmp(reply, stop, stop_len) == 0) {
             *stopped = 1; /* consumed, not handed out: the caller knows which it was */
@@ -397,6 +422,32 @@ int shm_client_recv_many(struct shm_client *c, size_t n, const char *stop, size_
     *out_len = have;
     return SHM_OK;
 }
+
+int shm_client_arm_socket_wake(struct shm_client *c) {
+    if (c->dead) return c->dead;
+    release_deferred(c);
+    atomic_store_explicit(&c->hdr->rep.consumer_waiting, SHM_WAITING_SOCKET,
+                          memory_order_seq_cst);
+    if (shm_ring_has_data(&c->rep)) { /* it came meanwhile: no message will */
+        atomic_store_explicit(&c->hdr->rep.consumer_waiting, 0, memory_order_relaxed);
+        return 1;
+    }
+    /* Not server_alive(): it would drain a message sent since the check.
+       A hang-up makes the socket readable too, and the disarm sees it. */
+    if (atomic_load_explicit(&c->hdr->server_closed, memory_order_acquire))
+        return c->dead = SHM_E_CLOSED;
+    return SHM_OK;
+}
+
+int shm_client_disarm_socket_wake(struct shm_client *c) {
+    atomic_store_explicit(&c->hdr->rep.consumer_waiting, 0, memory_order_relaxed);
+    if (c->dead) return c->dead;
+    if (atomic_load_explicit(&c->hdr->server_closed, memory_order_acquire) || !drain_wakes(c))
+        return c->dead = SHM_E_CLOSED;
+    return SHM_OK;
+}
+
+int shm_client_control_fd(struct shm_client *c) { return c->sock; }
 
 int shm_client_call(struct shm_client *c, const char *req, size_t req_len, const char **reply,
                     size_t *reply_len, int64_t timeout_ms) {

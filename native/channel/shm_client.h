@@ -26,6 +26,7 @@ enum shm_client_status {
     SHM_E_REFUSED = -5, /* the module refused the session (message in err) */
     SHM_E_NOMEM = -6,
     SHM_E_TOO_BIG = -7, /* a reply over the client's limit; the session is unusable */
+    SHM_E_AGAIN = -8,   /* (no-wait calls) nothing there yet */
 };
 
 /* Replies are gathered whole; one larger than this ends the session, as the
@@ -72,8 +73,9 @@ int shm_client_recv(struct shm_client *c, const char **reply, size_t *reply_len,
                     int64_t timeout_ms);
 
 /* Receive up to n replies, back to back in one buffer (*out, valid until
-   the next call on c): *got of them.  Waits for the first only, then takes
-   those already in the ring.  Stops early, with *stopped set, at a reply
+   the next call on c): *got of them.  Waits for the first only (not at
+   all when wait == 0: SHM_E_AGAIN if none is there), then takes those
+   already in the ring.  Stops early, with *stopped set, at a reply
    that starts with `stop` (consumed, not in *out), and once
    SHM_CLIENT_RECV_MANY_BYTES are gathered; call again for the rest.  An
    error after some replies were consumed leaves the session out of step:
@@ -81,7 +83,17 @@ int shm_client_recv(struct shm_client *c, const char **reply, size_t *reply_len,
 #define SHM_CLIENT_RECV_MANY_BYTES (1u << 20)
 int shm_client_recv_many(struct shm_client *c, size_t n, const char *stop, size_t stop_len,
                          const char **out, size_t *out_len, size_t *got, int *stopped,
-                         int64_t timeout_ms);
+                         int64_t timeout_ms, int wait);
+
+/* Waiting from an event loop (asyncio), which must not block: arm asks the
+   server to send one message on the session's socket (shm_client_control_fd)
+   with the next reply; it returns 1 instead when a reply came meanwhile (no
+   message will).  Once the socket is readable, or the wait is given up,
+   disarm reads the messages; SHM_E_CLOSED when the socket says the server
+   ended the session. */
+int shm_client_arm_socket_wake(struct shm_client *c);
+int shm_client_disarm_socket_wake(struct shm_client *c);
+int shm_client_control_fd(struct shm_client *c);
 
 /* send + recv in one call: the common round trip, one crossing from Python. */
 int shm_client_call(struct shm_client *c, const char *req, size_t req_len, const char **reply,

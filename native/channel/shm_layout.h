@@ -46,6 +46,11 @@ enum shm_record_type {
 };
 /* Set on every fragment of a message except its last. */
 #define SHM_REC_MORE 0x80000000u
+
+/* A reply ring's consumer_waiting when the client waits in an event loop:
+   the server wakes it with a one-byte message on the session's socket, sent
+   without blocking, as well as the futex (rep.tail). */
+#define SHM_WAITING_SOCKET 2u
 #define SHM_REC_KIND(t) ((t) & ~SHM_REC_MORE)
 
 struct shm_ring_ctrl {
@@ -55,7 +60,8 @@ struct shm_ring_ctrl {
     _Atomic int32_t producer_cpu;               /* CPU the producer last waited on */
     /* written by the consumer */
     _Alignas(SHM_LINE) _Atomic uint32_t head;  /* bytes consumed */
-    _Atomic uint32_t consumer_waiting;          /* consumer sleeps for data */
+    _Atomic uint32_t consumer_waiting;          /* consumer sleeps for data: 1, or
+                                                   SHM_WAITING_SOCKET */
     _Atomic int32_t consumer_cpu;               /* CPU the consumer last waited on */
 };
 

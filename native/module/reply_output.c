@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "../channel/shm_wait.h"
 #include "config.h"
@@ -21,8 +22,13 @@
 
 static void wake_client(struct shm_session *s) {
     if (s->rep.hold) return; /* nothing visible yet */
-    if (atomic_load_explicit(&s->hdr->rep.consumer_waiting, memory_order_seq_cst))
-        shm_futex_wake(&s->hdr->rep.tail);
+    uint32_t waiting = atomic_load_explicit(&s->hdr->rep.consumer_waiting, memory_order_seq_cst);
+    if (!waiting) return;
+    shm_futex_wake(&s->hdr->rep.tail);
+    /* An event-loop client waits on the socket.  The flag is the client's
+       word, so this is never trusted to block: a full socket drops the
+       message (the client has one to read already). */
+    if (waiting == SHM_WAITING_SOCKET) send(s->sock, "w", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 /* BEFORE_SLEEP hooks seen: an AOF write happens after each. */
