@@ -38,11 +38,9 @@ its socket.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
-import weakref
 from collections import deque
 
 import redis
@@ -52,105 +50,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from . import redis_py_routes as routes
 from .channel import ChannelClosed, ChannelError, ChannelTimeout, ShmChannel
+from .redis_py_routes import FALLBACK, INFLIGHT_MAX, KEEPALIVE_AFTER, SHM, SOCKET, RouteState
 
 __all__ = ["Redis", "ShmConnection", "ShmUnixConnection", "from_url"]
 
 log = logging.getLogger("shmcli.redis_py")
 
-_FALLBACK = b"-SHMFALLBACK "
-# Requests in flight over shared memory before their replies are fetched:
-# bounded, so a long pipeline never waits on a reply ring nobody reads.
-_INFLIGHT_MAX = 256 * 1024
-# A socket unused this long while commands go through shared memory gets a
-# bare HELLO, so the server's `timeout` sees the connection alive.
-KEEPALIVE_AFTER = 0.5
-
-# How a command is routed, by its name.
-_SHM = 0          # through the session
-_SOCKET = 1       # over the socket: blocks, or only the socket's client can run it
-_REBIND = 2       # over the socket, then a new session (user, protocol or db changed)
-_BEGIN_PIN = 3    # over the socket, and so is everything until the transaction ends
-_END_PIN = 4      # ends a transaction or a WATCH
-_PIN = 5          # the connection keeps to the socket until it is closed
-_CLIENT = 6       # CLIENT ...: TRACKING and REPLY pin, the rest is _SOCKET
-_ASKING = 7       # over the socket, and so is the next command (the flag is its)
-_ROUTES = {
-    **dict.fromkeys(("auth", "hello", "reset", "select"), _REBIND),
-    **dict.fromkeys(("multi", "watch"), _BEGIN_PIN),
-    **dict.fromkeys(("exec", "discard", "unwatch"), _END_PIN),
-    **dict.fromkeys(("subscribe", "psubscribe", "ssubscribe", "monitor"), _PIN),
-    **dict.fromkeys(("unsubscribe", "punsubscribe", "sunsubscribe", "quit", "blpop",
-                     "brpop", "brpoplpush", "blmove", "blmpop", "bzpopmin", "bzpopmax",
-                     "bzmpop", "wait", "waitaof"), _SOCKET),
-    "client": _CLIENT,
-    "asking": _ASKING,
-}
-_route_cache: dict[object, int] = {}
 # redis-py's own (neither of its connection classes overrides it).
 _read_response = redis.connection.AbstractConnection.read_response
-
-_logged_without_module: set[str] = set()
-_live: weakref.WeakSet[_ShmRouting] = weakref.WeakSet()
-
-
-def _route(first: object) -> int:
-    """The route of a command whose first argument is `first` ("GET",
-    b"SET", "CLIENT SETNAME"...), cached per distinct first argument."""
-    try:
-        return _route_cache[first]
-    except (KeyError, TypeError):
-        pass
-    if isinstance(first, (bytes, bytearray, memoryview)):
-        text = bytes(first).decode("latin-1")
-    else:
-        text = str(first)
-    words = text.split(None, 1)
-    route = _ROUTES.get(words[0].lower(), _SHM) if words else _SOCKET
-    if len(_route_cache) < 4096:
-        try:
-            _route_cache[first] = route
-        except TypeError:
-            pass
-    return route
-
-
-def _words(args: tuple) -> list[str]:
-    """The command's words, lower case, as far as routing needs them."""
-    first = args[0]
-    if isinstance(first, (bytes, bytearray, memoryview)):
-        first = bytes(first).decode("latin-1")
-    words = str(first).split()
-    for arg in args[1:3]:
-        if isinstance(arg, (bytes, bytearray, memoryview)):
-            arg = bytes(arg).decode("latin-1")
-        words.append(str(arg))
-    return [word.lower() for word in words]
-
-
-def _text(value: object) -> object:
-    return value.decode("latin-1") if isinstance(value, bytes) else value
-
-
-def _fields(reply: object) -> dict:
-    """A HELLO-style reply (RESP3 map or RESP2 flat list) as a dict."""
-    if isinstance(reply, dict):
-        return {_text(key): value for key, value in reply.items()}
-    if isinstance(reply, list):
-        return {_text(key): value for key, value in zip(reply[::2], reply[1::2], strict=False)}
-    return {}
-
-
-def _lists_shm_module(hello: object) -> bool:
-    modules = _fields(hello).get("modules") or []
-    return any(_text(_fields(module).get("name")) == "shm" for module in modules)
-
-
-class _Batch(list):
-    """pack_commands()'s result: a list of packed chunks redis-py can send as
-    it is, one per command, with each command's route."""
-
-    __slots__ = ("routes", "args")
 
 
 class _SocketView:
@@ -196,7 +105,7 @@ def _peeks(flags: tuple[int, ...]) -> bool:
     return bool(flags and flags[0] & socket.MSG_PEEK)
 
 
-class _ShmRouting:
+class _ShmRouting(RouteState):
     """What ShmConnection and ShmUnixConnection add to redis-py's classes."""
 
     def __init__(self, *args, **kwargs) -> None:
@@ -206,17 +115,11 @@ class _ShmRouting:
         super().__init__(*args, **kwargs)
 
     def _reset_routing(self) -> None:
-        self._session_tried = False   # the module was asked on this socket
-        self._session_ended = False   # the server ended the session under us
-        self._rebind_pending = False  # AUTH/HELLO/RESET/SELECT ran: a new session is due
-        self._in_transaction = False  # MULTI or WATCH: the socket's client holds it
-        self._pinned = False          # subscriber, MONITOR, tracking: socket until closed
-        self._asking = False          # ASKING was sent: the next command is the socket's
+        self._reset_route_state()
         self._shm_sent: deque[bytes] = deque()  # requests whose replies are not fetched
         self._shm_inflight = 0        # their bytes
         self._ready: deque = deque()  # replies fetched, not yet handed to the parser
         self._shm_unread = 0          # replies the session owes redis-py's reads
-        self._socket_unread = 0       # ... and those the socket owes, after them
         self._socket_used = time.monotonic()
 
     @property
@@ -260,25 +163,26 @@ class _ShmRouting:
         hello = self._socket_request("HELLO")
         if isinstance(hello, RedisError):
             return  # NOAUTH: commands fail on the socket as they would anyway
-        if not _lists_shm_module(hello):
-            if self._address() not in _logged_without_module:
-                _logged_without_module.add(self._address())
+        if not routes.lists_shm_module(hello):
+            if self._address() not in routes.logged_without_module:
+                routes.logged_without_module.add(self._address())
                 log.warning("%s has no shm module: redis-py uses its socket",
                             self._address())
             return
         reply = self._socket_request("SHM.HANDSHAKE")
-        if isinstance(reply, RedisError) or not isinstance(reply, list) or len(reply) < 3:
+        address = routes.session_address(reply)
+        if address is None:
             log.info("%s: no shared-memory session (%s); using the socket",
                      self._address(), reply)
             return
-        token, path, ring_size = (_text(item) for item in reply[:3])
+        token, path, ring_size = address
         try:
-            self._shm = ShmChannel(str(path), str(token), int(ring_size), self.socket_timeout)
+            self._shm = ShmChannel(path, token, ring_size, self.socket_timeout)
         except ChannelError as exc:
             log.info("%s: no shared-memory session (%s); using the socket",
                      self._address(), exc)
             return
-        _live.add(self)
+        routes.live.add(self)
 
     def _drop_session(self) -> None:
         shm, self._shm = self._shm, None
@@ -294,24 +198,12 @@ class _ShmRouting:
     # ---- sending ----
 
     def pack_commands(self, commands):
-        commands = list(commands)
-        pack, join = self._command_packer.pack, b"".join
-        batch = _Batch([join(pack(*args)) for args in commands])
-        batch.args = commands
-        try:  # the cached routes at C speed; _route() for the rest
-            routes = [_route_cache.get(args[0], -1) for args in commands]
-        except TypeError:  # an unhashable first argument (a bytearray)
-            routes = [-1] * len(commands)
-        if -1 in routes:
-            routes = [_route(args[0]) if route == -1 else route
-                      for route, args in zip(routes, commands, strict=True)]
-        batch.routes = routes
-        return batch
+        return routes.pack_batch(self._command_packer.pack, commands)
 
     def send_command(self, *args, **kwargs) -> None:
         check_health = kwargs.get("check_health", True)
-        route = _route(args[0]) if args else _SOCKET
-        if route != _SHM or not self._shm_usable():
+        route = routes.route(args[0]) if args else SOCKET
+        if route != SHM or not self._shm_usable():
             self._note_socket_command(route, args)
             self._send_socket(self.pack_command(*args), 1, check_health)
             return
@@ -328,14 +220,14 @@ class _ShmRouting:
         self._sent([request], len(request))
 
     def send_packed_command(self, command, check_health: bool = True) -> None:
-        if not isinstance(command, _Batch):  # packed by someone else: the socket's
+        if not isinstance(command, routes.Batch):  # packed by someone else: the socket's
             if isinstance(command, (bytes, str)):
                 command = [command]
-            self._send_socket(command, _count_requests(command), check_health)
+            self._send_socket(command, routes.count_requests(command), check_health)
             return
         at = 0
-        if command and command.routes[0] == _SHM and self._shm_usable():
-            while at < len(command) and command.routes[at] == _SHM:
+        if command and command.routes[0] == SHM and self._shm_usable():
+            while at < len(command) and command.routes[at] == SHM:
                 at += 1
             self._send_shm(command[:at], check_health)
             check_health = False
@@ -345,7 +237,7 @@ class _ShmRouting:
             self._send_socket([b"".join(command[at:])], len(command) - at, check_health)
 
     def _shm_usable(self) -> bool:
-        if self._pinned or self._in_transaction or self._socket_unread or self._asking:
+        if self._socket_only_now():
             return False
         if self._rebind_pending:
             self._rebind_pending = False
@@ -353,21 +245,6 @@ class _ShmRouting:
             self._session_tried = False
             self._start_session()
         return self._shm is not None
-
-    def _note_socket_command(self, route: int, args: tuple) -> None:
-        self._asking = route == _ASKING
-        if route == _REBIND:
-            self._rebind_pending = True
-        elif route == _BEGIN_PIN:
-            self._in_transaction = True
-        elif route == _END_PIN:
-            self._in_transaction = False
-        elif route == _PIN:
-            self._pinned = True
-        elif route == _CLIENT:
-            words = _words(args)
-            if len(words) > 1 and words[1] in ("tracking", "reply"):
-                self._pinned = True
 
     def _send_socket(self, chunks, count: int, check_health: bool) -> None:
         """Send on the socket, once every reply the session owes is fetched."""
@@ -393,12 +270,12 @@ class _ShmRouting:
         start, left = 0, sum(sizes)
         while start < len(requests):
             end, size = len(requests), left  # usually all at once
-            if size > _INFLIGHT_MAX:
+            if size > INFLIGHT_MAX:
                 end, size = start + 1, sizes[start]
-                while end < len(requests) and size + sizes[end] <= _INFLIGHT_MAX:
+                while end < len(requests) and size + sizes[end] <= INFLIGHT_MAX:
                     size += sizes[end]
                     end += 1
-            if self._shm_sent and self._shm_inflight + size > _INFLIGHT_MAX:
+            if self._shm_sent and self._shm_inflight + size > INFLIGHT_MAX:
                 self._settle()
             chunk = requests[start:end]
             try:
@@ -493,10 +370,10 @@ class _ShmRouting:
                 with self._shm_lock:
                     if len(sent) == 1:  # the common case, without the batch's copy
                         data = self._shm.recv()
-                        refused = data.startswith(_FALLBACK)
+                        refused = data.startswith(FALLBACK)
                         got = 0 if refused else 1
                     else:
-                        data, got, refused = self._shm.recv_many(len(sent), _FALLBACK)
+                        data, got, refused = self._shm.recv_many(len(sent), FALLBACK)
             except ChannelTimeout:
                 raise TimeoutError("timed out") from None  # socket.timeout
             except ChannelClosed:  # the server ended it: redis-py sees a closed connection
@@ -544,34 +421,6 @@ class _ShmRouting:
         super().send_packed_command([b"".join(requests)], check_health=False)
         self._socket_unread += len(requests)
         self._socket_used = time.monotonic()
-
-
-def _count_requests(chunks) -> int:
-    """How many requests a command packed by someone else holds: RESP
-    arrays, or inline commands (a line each, as the server reads them)."""
-    from .resp import NOT_ENOUGH, ProtocolError, Reader
-    data = b"".join(chunk.encode() if isinstance(chunk, str) else bytes(chunk)
-                    for chunk in chunks)
-    if not data.startswith(b"*"):
-        return max(1, data.count(b"\n"))
-    reader, count = Reader(), 0
-    reader.feed(data)
-    try:
-        while reader.gets() is not NOT_ENOUGH:
-            count += 1
-    except ProtocolError:
-        pass
-    return max(count, 1)
-
-
-def _forget_sessions_in_child() -> None:
-    """After fork(): the parent's sessions are not the child's to use."""
-    for connection in list(_live):
-        connection._shm = None  # the mapping goes with the child; the parent's stays open
-        connection._session_tried = True
-
-
-os.register_at_fork(after_in_child=_forget_sessions_in_child)
 
 
 class ShmConnection(_ShmRouting, _RedisConnection):
