@@ -1,0 +1,411 @@
+"""redis.asyncio over the shared-memory channel: one line changes.
+
+    r = redis.asyncio.Redis(unix_socket_path="/run/redis/redis.sock")              # before
+    r = shmcli.redis_py_asyncio.Redis(unix_socket_path="/run/redis/redis.sock")    # after
+
+or ``redis.asyncio.ConnectionPool(connection_class=ShmUnixConnection, path=...)``,
+or ``shmcli.redis_py_asyncio.from_url("unix+shm://...")``.
+
+The twin of shmcli.redis_py, with the same routing (shmcli.redis_py_routes)
+and the same rules: redis-py connects, authenticates and selects over its
+socket; a bare HELLO asks for the module; SHM.HANDSHAKE opens a session; a
+command goes through the session when the socket owes no reply, and every
+reply the session owes is handed over before anything is sent on the socket.
+
+What differs is the waiting, since an event loop must never block.  Nothing
+here spins or sleeps in C: replies are read without waiting, and are fed
+into the connection's own StreamReader, from which redis-py's parser (and
+its timeouts) reads them as if the socket had carried them.  While replies
+are owed, a pump callback looks for them: for a few tens of µs on each turn
+of the loop (other tasks run in between), then it arms the session's
+wake-up, and the server sends one byte on the session's socket with the next
+reply (loop.add_reader).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+
+import redis.asyncio
+from redis.asyncio.connection import Connection as _AsyncConnection
+from redis.asyncio.connection import UnixDomainSocketConnection as _AsyncUnixConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from . import redis_py_routes as routes
+from .channel import ChannelClosed, ChannelError, ShmChannel
+from .redis_py_routes import FALLBACK, INFLIGHT_MAX, KEEPALIVE_AFTER, SHM, SOCKET, RouteState
+
+__all__ = ["Redis", "ShmConnection", "ShmUnixConnection", "from_url"]
+
+log = logging.getLogger("shmcli.redis_py")
+
+# How long the pump looks for a reply on each turn of the loop before it
+# arms the wake-up (which costs the server a send and us a loop wake-up).
+LOOK_FOR = 50e-6
+# A request's share of the ring, beyond its bytes: record headers and
+# alignment (a request fragments into a few records at most: it is at most
+# half the ring).
+_RECORD_COST = 64
+
+
+class _AsyncShmRouting(RouteState):
+    """What the asyncio ShmConnection and ShmUnixConnection add to redis-py's."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._shm: ShmChannel | None = None
+        self._reset_routing()
+        super().__init__(*args, **kwargs)
+
+    def _reset_routing(self) -> None:
+        self._reset_route_state()
+        self._owed: deque[bytes] = deque()  # requests whose replies are not yet fed
+        self._owed_bytes = 0
+        self._capacity = 0            # bytes in flight the request ring always has room for
+        self._shm_unread = 0          # replies fed or owed that redis-py has not read
+        self._refusing: list[bytes] = []  # refused requests, for the socket
+        self._pump_due = False        # a pump callback is scheduled
+        self._armed_fd = -1           # the session socket the loop watches, or -1
+        self._armed_loop: asyncio.AbstractEventLoop | None = None
+        self._looking_since = 0.0
+        self._fed_waiters: list[asyncio.Future] = []
+        self._socket_used = time.monotonic()
+
+    @property
+    def transport(self) -> str:
+        """"shm" while commands go through shared memory, else "socket"."""
+        return "shm" if self._shm is not None else "socket"
+
+    # ---- connecting ----
+
+    async def on_connect(self) -> None:
+        await super().on_connect()
+        await self._start_session()
+
+    async def on_connect_check_health(self, *args, **kwargs) -> None:  # redis-py >= 6
+        await super().on_connect_check_health(*args, **kwargs)
+        await self._start_session()
+
+    async def _socket_request(self, *args) -> object:
+        """One command over the socket and its reply; an error reply is
+        returned, not raised (nor does it close the connection)."""
+        await super().send_packed_command(self.pack_command(*args), check_health=False)
+        self._socket_used = time.monotonic()
+        try:
+            return await super().read_response(disconnect_on_error=False)
+        except RedisError as exc:
+            if not self.is_connected:
+                raise
+            return exc
+
+    async def _start_session(self) -> None:
+        if self._session_tried or not self.is_connected:
+            return
+        self._session_tried = True
+        self._rebind_pending = False
+        hello = await self._socket_request("HELLO")
+        if isinstance(hello, RedisError):
+            return
+        address = self._host_error()
+        if not routes.lists_shm_module(hello):
+            if address not in routes.logged_without_module:
+                routes.logged_without_module.add(address)
+                log.warning("%s has no shm module: redis-py uses its socket", address)
+            return
+        reply = await self._socket_request("SHM.HANDSHAKE")
+        session = routes.session_address(reply)
+        if session is None:
+            log.info("%s: no shared-memory session (%s); using the socket", address, reply)
+            return
+        token, path, ring_size = session
+        try:
+            self._shm = ShmChannel(path, token, ring_size, self.socket_timeout)
+        except ChannelError as exc:
+            log.info("%s: no shared-memory session (%s); using the socket", address, exc)
+            return
+        self._capacity = min(INFLIGHT_MAX, ring_size // 2)
+        routes.live.add(self)
+
+    def _drop_session(self) -> None:
+        shm, self._shm = self._shm, None
+        self._disarm_reader()
+        if shm is not None:
+            shm.close()
+        for waiter in self._fed_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._fed_waiters.clear()
+
+    async def disconnect(self, *args, **kwargs) -> None:
+        self._drop_session()
+        self._reset_routing()
+        await super().disconnect(*args, **kwargs)
+
+    # ---- sending ----
+
+    def pack_commands(self, commands):
+        return routes.pack_batch(self.pack_command, commands)
+
+    async def send_command(self, *args, **kwargs) -> None:
+        check_health = kwargs.get("check_health", True)
+        route = routes.route(args[0]) if args else SOCKET
+        if route == SHM:
+            usable = await self._shm_usable(check_health)
+            check_health = False
+            request = b"".join(self.pack_command(*args))
+            if usable and len(request) + _RECORD_COST <= self._capacity:
+                await self._send_shm([request])
+                return
+        else:
+            self._note_socket_command(route, args)
+        await self._send_socket(self.pack_command(*args), 1, check_health)
+
+    async def send_packed_command(self, command, check_health: bool = True) -> None:
+        if not isinstance(command, routes.Batch):  # packed by someone else: the socket's
+            if isinstance(command, (bytes, str)):
+                command = [command]
+            await self._send_socket(command, routes.count_requests(command), check_health)
+            return
+        at = 0
+        if command and command.routes[0] == SHM and await self._shm_usable(check_health):
+            while (at < len(command) and command.routes[at] == SHM
+                   and len(command[at]) + _RECORD_COST <= self._capacity):
+                at += 1
+            await self._send_shm(command[:at])
+        if command and command.routes[0] == SHM:
+            check_health = False  # _shm_usable() did it
+        if at < len(command):
+            for route, args in zip(command.routes[at:], command.args[at:], strict=True):
+                self._note_socket_command(route, args)
+            await self._send_socket([b"".join(command[at:])], len(command) - at, check_health)
+
+    async def _shm_usable(self, check_health: bool) -> bool:
+        """Connected, health-checked, and free to use the session now."""
+        if not self.is_connected:
+            await self.connect()
+        elif check_health and self.health_check_interval:
+            await self.check_health()
+        if self._socket_only_now():
+            return False
+        if self._rebind_pending:
+            await self._settle()
+            self._drop_session()
+            self._session_tried = False
+            await self._start_session()
+        elif (time.monotonic() - self._socket_used > KEEPALIVE_AFTER and self._shm is not None
+              and not self._shm_unread):
+            await self._socket_request("HELLO")  # the server's `timeout` sees only the socket
+        return self._shm is not None
+
+    async def _send_socket(self, chunks, count: int, check_health: bool) -> None:
+        """Send on the socket, once every reply the session owes is fed."""
+        await self._settle()
+        if self._rebind_pending or self._pinned:
+            self._drop_session()
+        await super().send_packed_command(chunks, check_health=check_health)
+        self._socket_unread += count
+        self._socket_used = time.monotonic()
+
+    async def _send_shm(self, requests: list[bytes]) -> None:
+        """Send through the session, in chunks the request ring always has
+        room for: the bytes in flight stay within half of it, so a send
+        never waits (each request fits: bigger ones use the socket)."""
+        start = 0
+        while start < len(requests):
+            end, size = start, 0
+            while end < len(requests) and (
+                    size + len(requests[end]) + _RECORD_COST <= self._capacity - self._owed_bytes):
+                size += len(requests[end]) + _RECORD_COST
+                end += 1
+            if end == start:  # the ring holds too much: wait for the replies
+                await self._settle()
+                if self._shm is None:
+                    raise RedisConnectionError("Connection closed by server.")
+                continue
+            chunk = requests[start:end]
+            try:
+                if len(chunk) == 1:
+                    self._shm.send(chunk[0])
+                else:
+                    self._shm.send_batch(chunk)
+            except ChannelError as exc:
+                await self.disconnect(nowait=True)
+                raise RedisConnectionError(f"Error while writing to socket. {exc}.") from None
+            self._owed.extend(chunk)
+            self._owed_bytes += size
+            self._shm_unread += len(chunk)
+            self._looking_since = time.perf_counter()
+            self._schedule_pump()
+            start = end
+
+    async def _settle(self) -> None:
+        """Wait until every reply the session owes is fed to the stream."""
+        if not self._owed and not self._refusing:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._fed_waiters.append(waiter)
+        self._schedule_pump()
+        try:
+            await asyncio.wait_for(waiter, self.socket_timeout)
+        except asyncio.TimeoutError:
+            await self.disconnect(nowait=True)
+            raise RedisTimeoutError(f"Timeout reading from {self._host_error()}") from None
+
+    # ---- the pump: replies into the stream, never waiting ----
+
+    def _schedule_pump(self) -> None:
+        if not self._pump_due and self._armed_fd < 0:
+            self._pump_due = True
+            asyncio.get_running_loop().call_soon(self._pump)
+
+    def _pump(self) -> None:
+        self._pump_due = False
+        shm, stream = self._shm, self._reader
+        if shm is None or stream is None or getattr(stream, "_eof", False):
+            return  # disconnected, or the socket closed: the parser reports that
+        owed = self._owed
+        try:
+            while owed:
+                data, got, refused = shm.recv_many(len(owed), FALLBACK, wait=False)
+                if got:
+                    stream.feed_data(data)
+                    for _ in range(got):
+                        self._owed_bytes -= len(owed.popleft()) + _RECORD_COST
+                    self._looking_since = time.perf_counter()  # more may be on the way
+                if refused:
+                    request = owed.popleft()
+                    self._owed_bytes -= len(request) + _RECORD_COST
+                    self._refusing.append(request)
+                if not got and not refused:
+                    break
+            if not owed:
+                self._owed_bytes = 0
+                if self._refusing:
+                    self._replay_refused()
+                self._all_fed()
+                return
+            if time.perf_counter() - self._looking_since < LOOK_FOR:
+                self._schedule_pump()  # look again on the loop's next turn
+            elif shm.arm_socket_wake():
+                self._schedule_pump()  # it came meanwhile
+            else:
+                self._armed_fd = shm.control_fd()
+                self._armed_loop = asyncio.get_running_loop()
+                self._armed_loop.add_reader(self._armed_fd, self._woken)
+        except ChannelClosed:
+            self._session_gone()
+        except ChannelError as exc:
+            self._shm_failed(exc)
+
+    def _woken(self) -> None:
+        self._disarm_reader()
+        try:
+            if self._shm is not None:
+                self._shm.disarm_socket_wake()
+        except ChannelClosed:
+            self._session_gone()
+            return
+        except ChannelError as exc:
+            self._shm_failed(exc)
+            return
+        self._pump()
+
+    def _disarm_reader(self) -> None:
+        if self._armed_fd >= 0:
+            if not self._armed_loop.is_closed():
+                self._armed_loop.remove_reader(self._armed_fd)
+            self._armed_fd, self._armed_loop = -1, None
+
+    def _replay_refused(self) -> None:
+        """The module refused a request and skipped those after it (their
+        markers are all read): they go over the socket, in order, after the
+        replies before them, which are in the stream already."""
+        requests, self._refusing = self._refusing, []
+        try:
+            self._shm.resume()
+        except ChannelError as exc:
+            self._shm_failed(exc)
+            return
+        self._shm_unread -= len(requests)
+        self._writer.write(b"".join(requests))
+        self._socket_unread += len(requests)
+        self._socket_used = time.monotonic()
+
+    def _all_fed(self) -> None:
+        for waiter in self._fed_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._fed_waiters.clear()
+
+    def _session_gone(self) -> None:
+        """The server ended the session: redis-py reads a closed connection."""
+        self._owed.clear()
+        self._drop_session()
+        self._session_ended = True
+        if self._reader is not None:
+            self._reader.feed_eof()
+
+    def _shm_failed(self, exc: ChannelError) -> None:
+        self._owed.clear()
+        self._drop_session()
+        if self._reader is not None:
+            self._reader.set_exception(ConnectionResetError(str(exc)))
+
+    # ---- reading ----
+
+    async def read_response(self, *args, **kwargs):
+        # Replies come in order: the session's first, then the socket's.
+        try:
+            response = await super().read_response(*args, **kwargs)
+        except ResponseError:
+            self._count_read()
+            raise
+        self._count_read()
+        return response
+
+    def _count_read(self) -> None:
+        if self._shm_unread:
+            self._shm_unread -= 1
+        elif self._socket_unread:
+            self._socket_unread -= 1
+
+
+class ShmConnection(_AsyncShmRouting, _AsyncConnection):
+    """redis.asyncio's TCP Connection with a shared-memory session (a local server)."""
+
+
+class ShmUnixConnection(_AsyncShmRouting, _AsyncUnixConnection):
+    """redis.asyncio's UnixDomainSocketConnection with a shared-memory session."""
+
+
+_SHM_CLASSES = ((_AsyncUnixConnection, ShmUnixConnection), (_AsyncConnection, ShmConnection))
+
+
+class Redis(redis.asyncio.Redis):
+    """redis.asyncio.Redis whose connections use shared memory where the
+    server has the module; every argument is redis.asyncio.Redis's."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        pool = self.connection_pool
+        for plain, shm in _SHM_CLASSES:  # TLS connections stay as they are
+            if pool.connection_class is plain:
+                pool.connection_class = shm
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs) -> Redis:
+        """redis.asyncio.Redis.from_url, also taking redis+shm:// and unix+shm://."""
+        scheme, sep, rest = url.partition("://")
+        if sep and scheme.endswith("+shm"):
+            url = scheme[:-len("+shm")] + sep + rest
+        return super().from_url(url, **kwargs)
+
+
+def from_url(url: str, **kwargs) -> Redis:
+    """A client for `url` (redis://, unix://, or the same with "+shm") whose
+    connections use shared memory where the server has the module."""
+    return Redis.from_url(url, **kwargs)

@@ -1,0 +1,305 @@
+"""redis.asyncio over shared memory (shmcli.redis_py_asyncio), differential:
+every reply, exception and behaviour is compared with redis.asyncio's own
+connection over the unix socket of the same server, with both parsers and
+both protocols; and the event loop is shown never to wait for the server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+import pytest
+import redis
+import redis.asyncio
+from redis._parsers import _AsyncHiredisParser, _AsyncRESP2Parser, _AsyncRESP3Parser
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from reply_corpus import CORPUS, SEED
+from servers import Server
+
+from shmcli import redis_py_asyncio
+from shmcli.resp import encode_command
+
+PARSERS = {"hiredis": {2: _AsyncHiredisParser, 3: _AsyncHiredisParser},
+           "python": {2: _AsyncRESP2Parser, 3: _AsyncRESP3Parser}}
+
+
+def shm_info(server: Server) -> dict:
+    """The module's counters, read over a plain socket (which opens no session)."""
+    with redis.Redis(unix_socket_path=server.unix_socket) as admin:
+        return admin.info("shm")
+
+
+def seen(value):
+    """A reply as a caller sees it, with exceptions as (type, message)."""
+    if isinstance(value, Exception):
+        return (type(value), str(value))
+    if isinstance(value, (list, tuple)):
+        return type(value)(seen(item) for item in value)
+    if isinstance(value, dict):
+        return {key: seen(item) for key, item in value.items()}
+    return value
+
+
+async def outcome(awaitable):
+    try:
+        return seen(await awaitable)
+    except (redis.RedisError, UnicodeDecodeError) as exc:
+        return seen(exc)
+
+
+async def transport_of(client: redis.asyncio.Redis) -> str:
+    pool = client.connection_pool
+    try:
+        connection = await pool.get_connection()
+    except TypeError:  # redis-py < 5.3 needs a command name
+        connection = await pool.get_connection("PING")
+    try:
+        return connection.transport
+    finally:
+        await pool.release(connection)
+
+
+def pair(server: Server, **options) -> tuple[redis.asyncio.Redis, redis.asyncio.Redis]:
+    """redis.asyncio over its socket, and over shared memory, alike."""
+    return (redis.asyncio.Redis(unix_socket_path=server.unix_socket, **options),
+            redis_py_asyncio.Redis(unix_socket_path=server.unix_socket, **options))
+
+
+@pytest.fixture
+def seeded(server: Server) -> Server:
+    with server.admin() as conn:
+        for command in SEED:
+            conn.execute(*command)
+    return server
+
+
+@pytest.mark.parametrize("parser", list(PARSERS))
+@pytest.mark.parametrize("protocol", [2, 3])
+@pytest.mark.parametrize("decode", [False, True], ids=["bytes", "decoded"])
+def test_every_reply_is_what_redis_asyncio_returns_over_its_socket(
+        seeded: Server, parser: str, protocol: int, decode: bool) -> None:
+    async def run() -> None:
+        options = dict(path=seeded.unix_socket, protocol=protocol, decode_responses=decode,
+                       parser_class=PARSERS[parser][protocol])
+        plain, shm = (redis.asyncio.Redis(connection_pool=redis.asyncio.ConnectionPool(
+            connection_class=cls, **options))
+            for cls in (redis.asyncio.UnixDomainSocketConnection,
+                        redis_py_asyncio.ShmUnixConnection))
+        before = shm_info(seeded)["shm_commands"]
+        for name, argv in CORPUS:
+            assert await outcome(shm.execute_command(*argv)) == \
+                await outcome(plain.execute_command(*argv)), name
+        assert await transport_of(shm) == "shm"
+        assert shm_info(seeded)["shm_commands"] - before > len(CORPUS) // 2
+        for client in (plain, shm):  # their pools are not theirs to close
+            await client.aclose()
+            await client.connection_pool.disconnect()
+    asyncio.run(run())
+
+
+def test_pipelines_match_and_go_in_one_batch(server: Server) -> None:
+    async def run() -> None:
+        plain, shm = pair(server)
+        results = {}
+        for client, key in ((plain, "p"), (shm, "s")):
+            before = shm_info(server)["shm_commands"]
+            async with client.pipeline(transaction=False) as pipe:
+                for _ in range(2000):
+                    pipe.incr(key)
+                pipe.get(key).lpush(key, 1).get("missing").set(key + "big", "x" * 100_000)
+                pipe.get(key + "big")
+                # More than the bytes kept in flight (256 KiB): from here on, the socket's.
+                pipe.set(key + "huge", "y" * 600_000).get(key + "huge").incr(key + "n")
+                results[key] = (seen(await pipe.execute(raise_on_error=False)),
+                                shm_info(server)["shm_commands"] - before)
+        assert results["s"][0] == results["p"][0]
+        assert results["p"][1] == 0 and results["s"][1] == 2005
+        for client in (plain, shm):  # a transaction: the socket's, for both
+            async with client.pipeline() as pipe:
+                pipe.set("t", 1).incr("t").lpush("t", 1).get("t")
+                results[client] = await outcome(pipe.execute())
+        assert results[shm] == results[plain]
+        await plain.aclose()
+        await shm.aclose()
+    asyncio.run(run())
+
+
+def test_a_refused_command_and_the_rest_of_its_batch_go_over_the_socket(server: Server) -> None:
+    async def run() -> None:
+        shm = redis_py_asyncio.Redis(unix_socket_path=server.unix_socket)
+        before = shm_info(server)["shm_refused"]
+        async with shm.pipeline(transaction=False) as pipe:
+            pipe.set("a", 1).incr("a")
+            pipe.eval("return redis.call('INCR', KEYS[1])", 1, "a")  # scripts run on the socket
+            pipe.incr("a").get("a")
+            assert await pipe.execute() == [True, 2, 3, 4, b"4"]
+        assert shm_info(server)["shm_refused"] > before
+        assert await shm.get("a") == b"4"
+        assert await transport_of(shm) == "shm"
+        await shm.aclose()
+    asyncio.run(run())
+
+
+# A script that keeps the server's main thread busy for ARGV[1] µs.
+BUSY_SCRIPT = ("local s = redis.call('TIME') while true do local n = redis.call('TIME') "
+               "if (n[1] - s[1]) * 1000000 + (n[2] - s[2]) > tonumber(ARGV[1]) then break end "
+               "end return 1")
+
+
+def busy_server(server: Server, seconds: float) -> socket.socket:
+    """Keep the server's main thread busy for `seconds`, with a script sent
+    on a bare socket; its reply (":1") is read by the caller."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(server.unix_socket)
+    sock.sendall(encode_command("EVAL", BUSY_SCRIPT, "0", str(int(seconds * 1e6))))
+    return sock
+
+
+def test_the_event_loop_runs_while_a_reply_is_awaited(server: Server) -> None:
+    """The server is busy for 0.5 s: the request waits for it, and other
+    tasks of the loop go on meanwhile (a blocking wait would stop them)."""
+    async def run() -> None:
+        shm = redis_py_asyncio.Redis(unix_socket_path=server.unix_socket)
+        await shm.set("k", "v")
+        assert await transport_of(shm) == "shm"
+        ticks, done = 0, False
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticking = asyncio.create_task(ticker())
+        await asyncio.sleep(0.02)
+        busy = busy_server(server, 0.5)
+        await asyncio.sleep(0.05)  # the server runs the script now
+        started = ticks
+        assert await shm.get("k") == b"v"
+        done = True
+        await ticking
+        assert busy.recv(64) == b":1\r\n"
+        busy.close()
+        assert ticks - started >= 10, (started, ticks)  # about 40 ticks in 0.45 s
+        await shm.aclose()
+    asyncio.run(run())
+
+
+def test_many_tasks_share_a_pool(server: Server) -> None:
+    async def run() -> None:
+        shm = redis_py_asyncio.Redis(unix_socket_path=server.unix_socket)
+
+        async def worker(n: int) -> list:
+            replies = []
+            for i in range(100):
+                replies.append(await shm.incr("shared"))
+                replies.append(await shm.set(f"own:{n}", i))
+                replies.append(await shm.get(f"own:{n}"))
+            return replies
+
+        results = await asyncio.gather(*(worker(n) for n in range(30)))
+        assert await shm.get("shared") == b"3000"
+        for replies in results:
+            assert replies[2::3] == [str(i).encode() for i in range(100)]
+        assert await transport_of(shm) == "shm"
+        await shm.aclose()
+    asyncio.run(run())
+
+
+def test_a_timeout_is_redis_asyncios_timeout(make_server) -> None:
+    srv = make_server("redis", "main-thread")
+
+    async def run() -> list:
+        outcomes = []
+        for client in pair(srv, socket_timeout=0.2, retry=Retry(NoBackoff(), 0)):
+            await client.ping()
+            busy = busy_server(srv, 0.6)
+            await asyncio.sleep(0.05)
+            outcomes.append(await outcome(client.set("k", "v")))
+            busy.recv(64)
+            busy.close()
+            assert await client.set("k", "v")  # connects again
+            await client.aclose()
+        return outcomes
+
+    plain, shm = asyncio.run(run())
+    assert plain[0] is redis.TimeoutError and shm == plain
+
+
+def test_blocking_commands_and_pubsub_use_the_socket(server: Server) -> None:
+    async def run() -> None:
+        shm = redis_py_asyncio.Redis(unix_socket_path=server.unix_socket)
+        other = redis_py_asyncio.Redis(unix_socket_path=server.unix_socket)
+        assert await shm.blpop(["q"], timeout=0.05) is None
+        waiting = asyncio.create_task(shm.blpop(["q"], timeout=5))
+        await asyncio.sleep(0.1)
+        assert await other.rpush("q", "job") == 1  # through the other's session
+        assert tuple(await waiting) == (b"q", b"job")
+        pubsub = shm.pubsub()
+        await pubsub.subscribe("ch")
+        assert (await pubsub.get_message(timeout=5))["type"] == "subscribe"
+        assert await other.publish("ch", "hello") == 1
+        message = await pubsub.get_message(timeout=5)
+        assert (message["channel"], message["data"]) == (b"ch", b"hello")
+        await pubsub.aclose()
+        assert await transport_of(other) == "shm"
+        await shm.aclose()
+        await other.aclose()
+    asyncio.run(run())
+
+
+def test_without_the_module_the_socket_is_used(make_server,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    srv = make_server("redis", "main-thread", load_module=False)
+    caplog.set_level(logging.INFO, logger="shmcli.redis_py")
+
+    async def run() -> None:
+        shm = redis_py_asyncio.Redis(unix_socket_path=srv.unix_socket)
+        assert await shm.set("k", "v") and await shm.get("k") == b"v"
+        assert await transport_of(shm) == "socket"
+        await shm.aclose()
+    asyncio.run(run())
+    assert f"{srv.unix_socket} has no shm module: redis-py uses its socket" in [
+        record.getMessage() for record in caplog.records]
+
+
+def test_a_killed_connection_and_a_restarted_server(make_server) -> None:
+    srv = make_server("redis", "main-thread")
+
+    async def run() -> None:
+        admin = redis.Redis(unix_socket_path=srv.unix_socket)
+        outcomes = []
+        for client in pair(srv, retry=Retry(NoBackoff(), 0), single_connection_client=True):
+            await client.set("k", "v")
+            admin.client_kill_filter(_id=await client.client_id())
+            outcomes.append((await outcome(client.get("k")))[0])
+            assert await client.get("k") == b"v"  # connects again: a new session
+            await client.aclose()
+        assert outcomes == [redis.ConnectionError, redis.ConnectionError]
+
+        shm = redis_py_asyncio.Redis(unix_socket_path=srv.unix_socket,
+                                     retry=Retry(NoBackoff(), 0))
+        assert await shm.set("k", "v")
+        srv.stop()
+        with pytest.raises(redis.ConnectionError):
+            await shm.get("k")
+        srv.start()
+        assert await shm.get("k") is None  # no persistence: the data is gone, the client is not
+        assert await transport_of(shm) == "shm"
+        await shm.aclose()
+    asyncio.run(run())
+
+
+def test_from_url_takes_shm_schemes(server: Server) -> None:
+    async def run() -> None:
+        for url in (f"unix+shm://{server.unix_socket}?db=2",
+                    f"redis+shm://127.0.0.1:{server.port}/2"):
+            client = redis_py_asyncio.from_url(url)
+            assert await client.set("u", url) and await client.get("u") == url.encode()
+            assert await transport_of(client) == "shm"
+            await client.aclose()
+        assert redis.Redis(unix_socket_path=server.unix_socket, db=2).get("u") == \
+            f"redis+shm://127.0.0.1:{server.port}/2".encode()
+    asyncio.run(run())
