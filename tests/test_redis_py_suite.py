@@ -8,8 +8,12 @@ connection redis-py builds a shmcli.redis_py one.  Every test must end the
 same way both times, but for the differences listed in KNOWN_DIFFERENCES
 (each explained in docs/redis-py.md).
 
-Also here: tests/test_redis_py.py runs again on the oldest redis-py we
-support, installed beside the newest.
+The same six files of its redis.asyncio tests run the same way, with
+shmcli.redis_py_asyncio's connections (and pytest-asyncio, installed into
+the cache beside them).
+
+Also here: tests/test_redis_py.py and tests/test_redis_py_asyncio.py run
+again on the oldest redis-py we support, installed beside the newest.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ from servers import Server
 
 SUITE_FILES = ("test_commands.py", "test_pipeline.py", "test_connection_pool.py",
                "test_pubsub.py", "test_lock.py", "test_scripting.py")
+# The same files of its redis.asyncio tests (shmcli.redis_py_asyncio), and
+# what they need beside redis-py and pytest.
+ASYNCIO_SUITE_FILES = tuple(f"test_asyncio/{file}" for file in SUITE_FILES)
+ASYNCIO_PLUGIN = ("pytest-asyncio==1.5.0", "typing-extensions>=4.12")
 OLDEST_REDIS_PY = "5.0.8"
 TESTS = Path(__file__).parent
 # test id -> (outcome over redis-py's socket, outcome over shared memory)
@@ -43,6 +51,10 @@ KNOWN_DIFFERENCES = {
 # that right is the third entry.
 DIFFERENCES_ON_REDIS_7_0 = {
     "tests.test_commands.TestRedisCommands::test_acl_log": ("failure", "passed"),
+}
+ASYNCIO_DIFFERENCES_ON_REDIS_7_0 = {  # the same test, with and without a pool
+    f"tests.test_asyncio.test_commands.TestRedisCommands::test_acl_log[{client}]":
+        ("failure", "passed") for client in ("pool", "single")
 }
 
 
@@ -102,21 +114,47 @@ def outcomes(suite: Path, server: Server, name: str, plugin: bool,
     return result
 
 
-def test_redis_pys_suite_ends_the_same_over_shared_memory(suite: Path, make_server) -> None:
-    srv = make_server("redis", "main-thread")
-    plain = outcomes(suite, srv, "plain", plugin=False)
-    with redis.Redis(unix_socket_path=srv.unix_socket) as admin:
+def differences_over_shared_memory(suite: Path, server: Server, name: str,
+                                   files: tuple[str, ...],
+                                   paths: tuple[Path, ...] = ()) -> dict[str, tuple]:
+    """Run `files` over redis-py's sockets, then over shared memory: the
+    tests that ended differently, as {test: (socket's end, shm's end)}."""
+    plain = outcomes(suite, server, f"{name}-plain", False, files, paths=paths)
+    with redis.Redis(unix_socket_path=server.unix_socket) as admin:
         before = admin.info("shm")["shm_commands"]
-        over_shm = outcomes(suite, srv, "shm", plugin=True)
+        over_shm = outcomes(suite, server, f"{name}-shm", True, files, paths=paths)
         assert admin.info("shm")["shm_commands"] - before > 1000  # the suite did use shm
     assert sum(end == "passed" for end in plain.values()) > 500
-    differences = {test: (plain.get(test), over_shm.get(test))
-                   for test in plain.keys() | over_shm.keys()
-                   if plain.get(test) != over_shm.get(test)}
+    return {test: (plain.get(test), over_shm.get(test))
+            for test in plain.keys() | over_shm.keys()
+            if plain.get(test) != over_shm.get(test)}
+
+
+def test_redis_pys_suite_ends_the_same_over_shared_memory(suite: Path, make_server) -> None:
+    srv = make_server("redis", "main-thread")
     expected = dict(KNOWN_DIFFERENCES)
     if srv.version.startswith("7.0."):
         expected.update(DIFFERENCES_ON_REDIS_7_0)
-    assert differences == expected
+    assert differences_over_shared_memory(suite, srv, "sync", SUITE_FILES) == expected
+
+
+@pytest.fixture(scope="module")
+def asyncio_plugin() -> Path:
+    """pytest-asyncio, which redis-py's asyncio tests need, beside them."""
+    target = cache() / "pytest-asyncio"
+    if not (target / "pytest_asyncio").exists():
+        pip("install", "--no-deps", "--target", str(target), *ASYNCIO_PLUGIN)
+    return target
+
+
+def test_redis_pys_asyncio_suite_ends_the_same_over_shared_memory(
+        suite: Path, asyncio_plugin: Path, make_server) -> None:
+    srv = make_server("redis", "main-thread")
+    expected = {}
+    if srv.version.startswith("7.0."):
+        expected.update(ASYNCIO_DIFFERENCES_ON_REDIS_7_0)
+    assert differences_over_shared_memory(suite, srv, "asyncio", ASYNCIO_SUITE_FILES,
+                                          (asyncio_plugin,)) == expected
 
 
 def test_shmcli_redis_py_on_the_oldest_redis_py() -> None:
