@@ -5,6 +5,7 @@ Workloads, each timed per operation (p50 and p99 of every sample):
   get, set    one command back to back
   pipeline    a non-transactional pipeline of 100 INCRs
   web         one "request" of a small web app: HGETALL + INCR + EXPIRE
+  asyncio get GET back to back with redis.asyncio (shmcli.redis_py_asyncio)
 and, on the module's defaults, pipelines of 1 to 300 INCRs (where the one
 wake-up shared memory saves stops paying for its per-command cost); and the
 floors: a GET with a free transport, through redis-py over a socket that
@@ -35,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from shmcli import redis_py  # noqa: E402
 from shmcli.testing import Server  # noqa: E402
 
-WORKLOADS = ("get", "set", "pipeline", "web")
+WORKLOADS = ("get", "set", "pipeline", "web", "asyncio get")
 # (label, shm.exec-mode, other module configs): the defaults; the main thread
 # polling 100 µs after each request instead of 20 (redis-py's gap between a
 # reply and its next request is longer than 20 µs); the fast path.
@@ -209,13 +210,48 @@ def measure(server: Server, workload: str, rounds: int, block: int) -> dict:
     return result
 
 
+def measure_asyncio(server: Server, rounds: int, block: int) -> dict:
+    """"asyncio get": redis.asyncio's GET over its socket and over
+    shmcli.redis_py_asyncio, in turns within one event loop."""
+    import asyncio
+
+    import redis.asyncio
+
+    from shmcli import redis_py_asyncio
+
+    async def run() -> dict[str, list[int]]:
+        clients = {"socket": redis.asyncio.Redis(unix_socket_path=server.unix_socket),
+                   "shm": redis_py_asyncio.Redis(unix_socket_path=server.unix_socket)}
+        samples: dict[str, list[int]] = {name: [] for name in clients}
+        await clients["shm"].set("k", "v" * 32)
+        clock = time.perf_counter_ns
+        for turn in range(rounds + 1):  # the first turn warms up
+            for name, client in clients.items():
+                out = samples[name] if turn else []
+                for _ in range(block):
+                    start = clock()
+                    await client.get("k")
+                    out.append(clock() - start)
+        connection = await clients["shm"].connection_pool.get_connection("GET")
+        assert connection.transport == "shm", "the shm client fell back to the socket"
+        for client in clients.values():
+            await client.aclose()
+        return samples
+
+    samples = asyncio.run(run())
+    result = {name: {"p50_us": percentile(s, 0.5), "p99_us": percentile(s, 0.99),
+                     "samples": len(s)} for name, s in samples.items()}
+    result["speedup_p50"] = result["socket"]["p50_us"] / result["shm"]["p50_us"]
+    return result
+
+
 def chart(results: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     modes = list(results["modes"])
-    fig, axes = plt.subplots(1, len(WORKLOADS), figsize=(11, 3.4))
+    fig, axes = plt.subplots(1, len(WORKLOADS), figsize=(13, 3.4))
     for ax, workload in zip(axes, WORKLOADS, strict=True):
         for offset, (transport, colour, label) in enumerate(
                 (("socket", "#999999", "redis-py, unix socket + hiredis"),
@@ -255,8 +291,11 @@ def main() -> None:
             results["server"] = server.key
             rows = results["modes"][mode] = {}
             for workload in WORKLOADS:
-                blocks = block // 20 if workload == "pipeline" else block
-                rows[workload] = measure(server, workload, rounds, blocks)
+                if workload == "asyncio get":
+                    rows[workload] = measure_asyncio(server, rounds, block)
+                else:
+                    blocks = block // 20 if workload == "pipeline" else block
+                    rows[workload] = measure(server, workload, rounds, blocks)
                 row = rows[workload]
                 print(f"{mode:<13} {workload:<9} unix p50 {row['socket']['p50_us']:8.1f} µs"
                       f"  shm p50 {row['shm']['p50_us']:8.1f} µs"

@@ -18,10 +18,9 @@ sys.path.insert(0, str(TESTS))
 import test_redis_py_suite as runs  # noqa: E402
 from servers import Server  # noqa: E402
 
-# Every file but redis.asyncio's tests (shmcli.redis_py has no asyncio
-# classes: they would run the same both times) and test_scenario (it needs a
-# fault-injection service).  Named one by one: pytest loads the conftest.py
-# of every tests/test_*/ directory when given tests/ whole.
+# Every file (redis.asyncio's in tests/test_asyncio/ too) but test_scenario's
+# (they need a fault-injection service).  Named one by one: pytest loads the
+# conftest.py of every tests/test_*/ directory when given tests/ whole.
 LEFT_OUT = ("test_asyncio", "test_scenario")
 # What the other files import beyond redis-py and pytest, installed beside
 # them (--no-deps: never a second redis-py).
@@ -31,14 +30,18 @@ DEPENDENCIES = ("numpy", "pybreaker", "redis-entraid==1.2.2", "msal", "azure-ide
 
 
 def every_file(suite: Path) -> tuple[str, ...]:
-    return tuple(sorted(path.name for path in (suite / "tests").glob("test_*")
-                        if path.name not in LEFT_OUT))
+    tests = suite / "tests"
+    return tuple(sorted(
+        [path.name for path in tests.glob("test_*") if path.name not in LEFT_OUT]
+        + [f"test_asyncio/{path.name}" for path in (tests / "test_asyncio").glob("test_*")
+           if path.name != "test_scenario"]))
 
 
 def dependencies() -> Path:
     target = runs.cache() / "suite-deps"
     if not (target / "pybreaker.py").exists() and not (target / "pybreaker").exists():
-        runs.pip("install", "--no-deps", "--target", str(target), *DEPENDENCIES)
+        runs.pip("install", "--no-deps", "--target", str(target), *DEPENDENCIES,
+                 *runs.ASYNCIO_PLUGIN)
     return target
 
 
@@ -51,8 +54,9 @@ def main() -> None:
         plain, over_shm = {}, {}
         for file in every_file(suite):  # a pytest each: an INTERNALERROR ends one file only
             run = ((file,), 900, ("--continue-on-collection-errors",), deps)
-            plain.update(runs.outcomes(suite, server, f"plain-{file}", False, *run))
-            over_shm.update(runs.outcomes(suite, server, f"shm-{file}", True, *run))
+            name = file.replace("/", "-")
+            plain.update(runs.outcomes(suite, server, f"plain-{name}", False, *run))
+            over_shm.update(runs.outcomes(suite, server, f"shm-{name}", True, *run))
     finally:
         for kept in (*server.dir.glob("*.xml"), *server.dir.glob("*.log")):
             shutil.copy(kept, Path("/tmp") / f"redis-py-suite-{kept.name}")
