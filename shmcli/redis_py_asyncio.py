@@ -153,16 +153,16 @@ class _AsyncShmRouting(RouteState):
     async def send_command(self, *args, **kwargs) -> None:
         check_health = kwargs.get("check_health", True)
         route = routes.route(args[0]) if args else SOCKET
-        if route == SHM:
-            usable = await self._shm_usable(check_health)
-            check_health = False
-            request = b"".join(self.pack_command(*args))
-            if usable and len(request) + _RECORD_COST <= self._capacity:
-                await self._send_shm([request])
-                return
-        else:
+        if route != SHM:
             self._note_socket_command(route, args)
-        await self._send_socket(self.pack_command(*args), 1, check_health)
+            await self._send_socket(self.pack_command(*args), 1, check_health)
+            return
+        usable = await self._shm_usable(check_health)
+        request = b"".join(self.pack_command(*args))
+        if usable and len(request) + _RECORD_COST <= self._capacity:
+            await self._send_shm([request])
+        else:
+            await self._send_socket([request], 1, False)  # _shm_usable() checked the health
 
     async def send_packed_command(self, command, check_health: bool = True) -> None:
         if not isinstance(command, routes.Batch):  # packed by someone else: the socket's
