@@ -449,6 +449,7 @@ def test_no_error_counted_on_a_node_with_the_module(keys: Keys) -> None:
 # the admin socket, so only the sessions move them.
 
 NOT_SERVED = b"-SHMFALLBACK not served by this cluster node: the socket answers\r\n"
+SEVERAL_SLOTS = b"-SHMFALLBACK keys in more than one slot: the socket answers\r\n"
 FLAG_REFUSAL = b"-SHMFALLBACK connection flag: runs on the socket\r\n"
 
 
@@ -498,7 +499,10 @@ def test_raw_session_refuses_keys_its_node_does_not_serve(keys: Keys, raw: RawSe
         "multi-key-node-1": ("DEL", keys.value, f"{{{keys.value}}}x"),
     }[case]
     before = shm_counters(keys.n0)
-    assert raw.call(*argv) == NOT_SERVED
+    # keys of two slots are refused before RedisModule_Call where the server
+    # gives a key's slot (Redis 7.4+, Valkey 8+: command_call.c)
+    assert raw.call(*argv) in ((NOT_SERVED, SEVERAL_SLOTS) if case.startswith("crossslot")
+                               else (NOT_SERVED,))
     assert shm_counters(keys.n0) == (before[0], before[1] + 1)
     assert raw.call("GET", keys.here) == SKIPPED
     raw.channel.resume()

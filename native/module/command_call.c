@@ -36,6 +36,17 @@
  * error's text is checked with the errno (Redis 7.0 to 7.4 and Valkey 8 word
  * it alike), so that an errno a command left behind while running is never
  * taken for a refusal: only a pre-execution failure comes back with it.
+ *
+ * A command whose keys hash to more than one slot never reaches
+ * RedisModule_Call in cluster mode: it is refused here, and the socket
+ * answers CROSSSLOT (or its ACL error, first).  Valkey 9's RedisModule_Call
+ * marks the server's pooled module client cross-slot and never clears the
+ * mark, so after one such call every later RedisModule_Call that gets that
+ * client (every session's, keyless ones included, and other modules') failed
+ * as not served.  The keys are the server's (GetCommandKeysWithFlags), their
+ * slots too (ClusterKeySlot: Redis 7.4+, Valkey 8+); the servers without it
+ * (Redis 7.0 and 7.2) check the keys inside getNodeByQuery on each call and
+ * keep nothing, so there the server's own check is enough.
  */
 #include "command_call.h"
 
@@ -62,6 +73,24 @@ static int cluster_refusal(RedisModuleCallReply *r, int err) {
     if (err == EROFS)
         return starts_with(r, "-ERR Can not execute a write command '");
     return 0;
+}
+
+/* 1 when the command's keys hash to more than one slot (see above). */
+static int keys_in_several_slots(RedisModuleCtx *ctx, RedisModuleString **args, size_t nargs) {
+    if (nargs < 3 || !RM.ClusterKeySlot || !RM.GetCommandKeysWithFlags) return 0; /* one key */
+    if (!(RM.GetContextFlags(ctx) & RM_CTX_FLAGS_CLUSTER)) return 0;
+    int nkeys = 0, several = 0;
+    int *pos = RM.GetCommandKeysWithFlags(ctx, args, (int)nargs, &nkeys, NULL);
+    if (!pos) return 0; /* no keys, or a command the server will refuse itself */
+    unsigned int first = 0;
+    for (int i = 0, seen = 0; i < nkeys && !several; i++) {
+        if (pos[i] < 1 || (size_t)pos[i] >= nargs) continue;
+        unsigned int slot = RM.ClusterKeySlot(args[pos[i]]);
+        several = seen && slot != first;
+        if (!seen) first = slot, seen = 1;
+    }
+    RM.ServerFree(pos);
+    return several;
 }
 
 /* Redis 7.0 only: a denied call, logged under the session's user. */
@@ -97,6 +126,10 @@ struct shm_call_result shm_call(RedisModuleCtx *ctx, struct shm_session *s,
     if (denied_and_logged(ctx, user, cname, args, nargs)) {
         if (cname != small) RM.Free(cname);
         return (struct shm_call_result){NULL, "denied by ACL: the socket answers"};
+    }
+    if (mode == SHM_CALL_EXECUTE && keys_in_several_slots(ctx, args, nargs)) {
+        if (cname != small) RM.Free(cname);
+        return (struct shm_call_result){NULL, "keys in more than one slot: the socket answers"};
     }
     errno = 0;
     RedisModuleCallReply *r = RM.Call(ctx, cname, flags_for(mode, s->resp), args + 1, nargs - 1);

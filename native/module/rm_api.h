@@ -243,6 +243,14 @@ struct rm_api {
     long long (*CallReplyInteger)(RedisModuleCallReply *reply);
     void (*FreeCallReply)(RedisModuleCallReply *reply);
 
+    /* a command's keys and their slots (command_call.c, cluster mode) */
+    int *(*GetCommandKeysWithFlags)(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
+                                    int *num_keys, int **out_flags);
+    unsigned int (*ClusterKeySlot)(RedisModuleString *key); /* Redis 7.4+, Valkey 8+ */
+    /* the server's own Free, for what the server allocated (sanitizer builds
+       route Free to libc, for the module's own memory) */
+    void (*ServerFree)(void *ptr);
+
     /* strings */
     RedisModuleString *(*CreateString)(RedisModuleCtx *ctx, const char *ptr, size_t len);
     RedisModuleString *(*CreateStringPrintf)(RedisModuleCtx *ctx, const char *fmt, ...)
