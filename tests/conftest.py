@@ -34,7 +34,8 @@ SERVER_PARAMS = [(f, m) for f in FLAVOURS for m in EXEC_MODES]
 EXTRA_SERVER_MODULES = (
     "test_parity.py", "test_session_state.py", "test_acl.py", "test_fallback.py",
     "test_propagation.py", "test_teardown.py", "test_hostile.py", "test_module_config.py",
-    "test_module_load.py", "test_cli_pipe.py", "test_polling.py", "security/")
+    "test_module_load.py", "test_cli_pipe.py", "test_polling.py", "test_channel_batches.py",
+    "security/")
 EXTRA_SERVER_EXCLUDED = ("security/test_sanitizers.py", "security/test_fuzz.py")
 
 
