@@ -67,14 +67,18 @@ class _SocketView:
     through shared memory first, in order, then the socket's own bytes.
     Everything else is the socket's."""
 
-    __slots__ = ("_sock", "_owner", "settimeout", "gettimeout", "sendall", "fileno")
+    _PASSED = ("settimeout", "gettimeout", "sendall", "fileno")
+    __slots__ = ("_sock", "_owner", *_PASSED)
 
     def __init__(self, sock: socket.socket, owner: _ShmRouting) -> None:
         self._sock = sock
         self._owner = owner
-        # What redis-py calls per command, bound once (not via __getattr__).
-        self.settimeout, self.gettimeout = sock.settimeout, sock.gettimeout
-        self.sendall, self.fileno = sock.sendall, sock.fileno
+        # What redis-py calls per command, bound once (not via __getattr__);
+        # what the socket lacks (a test's mock) stays missing.
+        for name in self._PASSED:
+            method = getattr(sock, name, None)
+            if method is not None:
+                setattr(self, name, method)
 
     def __getattr__(self, name: str):
         return getattr(self._sock, name)
