@@ -1,6 +1,8 @@
 """By hand: redis-py's WHOLE test suite, over its socket and over
-shmcli.redis_py, on one server with the module; prints both counts and every
-test that ended differently.  (CI runs six of its files: test_redis_py_suite.py.)
+shmcli.redis_py (and shmcli.redis_py_asyncio for its asyncio tests), on one
+server with the module; prints both counts and every test that ended
+differently.  (CI runs six of its files and their asyncio twins:
+test_redis_py_suite.py.)
 
     .venv/bin/python tests/redis_py_suite/whole_suite.py [redis|valkey]
 """
