@@ -438,20 +438,13 @@ class ShmUnixConnection(_ShmRouting, _RedisUnixConnection):
 _SHM_CLASSES = ((_RedisUnixConnection, ShmUnixConnection), (_RedisConnection, ShmConnection))
 
 
-def _use_shm(pool: redis.ConnectionPool) -> None:
-    """Make `pool` open shared-memory connections (TLS ones stay as they are)."""
-    for plain, shm in _SHM_CLASSES:
-        if pool.connection_class is plain:
-            pool.connection_class = shm
-
-
 class Redis(redis.Redis):
     """redis.Redis whose connections use shared memory where the server has
     the module; every argument is redis.Redis's."""
 
     def __init__(self, *args, single_connection_client: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        _use_shm(self.connection_pool)
+        routes.use_shm_classes(self.connection_pool, _SHM_CLASSES)
         if single_connection_client:  # its connection comes from the pool as it is now
             auto_close = getattr(self, "auto_close_connection_pool", False)
             super().__init__(connection_pool=self.connection_pool, single_connection_client=True)
@@ -460,10 +453,7 @@ class Redis(redis.Redis):
     @classmethod
     def from_url(cls, url: str, **kwargs) -> Redis:
         """redis.Redis.from_url, also taking redis+shm:// and unix+shm://."""
-        scheme, sep, rest = url.partition("://")
-        if sep and scheme.endswith("+shm"):
-            url = scheme[:-len("+shm")] + sep + rest
-        return super().from_url(url, **kwargs)
+        return super().from_url(routes.plain_url(url), **kwargs)
 
 
 def from_url(url: str, **kwargs) -> Redis:

@@ -391,18 +391,12 @@ class Redis(redis.asyncio.Redis):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        pool = self.connection_pool
-        for plain, shm in _SHM_CLASSES:  # TLS connections stay as they are
-            if pool.connection_class is plain:
-                pool.connection_class = shm
+        routes.use_shm_classes(self.connection_pool, _SHM_CLASSES)
 
     @classmethod
     def from_url(cls, url: str, **kwargs) -> Redis:
         """redis.asyncio.Redis.from_url, also taking redis+shm:// and unix+shm://."""
-        scheme, sep, rest = url.partition("://")
-        if sep and scheme.endswith("+shm"):
-            url = scheme[:-len("+shm")] + sep + rest
-        return super().from_url(url, **kwargs)
+        return super().from_url(routes.plain_url(url), **kwargs)
 
 
 def from_url(url: str, **kwargs) -> Redis:

@@ -111,6 +111,23 @@ def session_address(reply: object) -> tuple[str, str, int] | None:
     return str(token), str(path), int(ring_size)
 
 
+def plain_url(url: str) -> str:
+    """`url` with a "+shm" scheme (redis+shm://, unix+shm://...) as redis-py
+    reads it: the scheme without "+shm"."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.endswith("+shm"):
+        return scheme[:-len("+shm")] + sep + rest
+    return url
+
+
+def use_shm_classes(pool, classes) -> None:
+    """Make `pool` build shared-memory connections: `classes` pairs each of
+    redis-py's connection classes with ours (TLS ones are left as they are)."""
+    for plain, shm in classes:
+        if pool.connection_class is plain:
+            pool.connection_class = shm
+
+
 class Batch(list):
     """pack_commands()'s result: a list of packed chunks redis-py can send as
     it is, one per command, with each command's route."""

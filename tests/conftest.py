@@ -26,6 +26,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from reply_corpus import SEED  # noqa: E402
 from servers import EXEC_MODES, EXTRA_SERVERS, FLAVOURS, Server  # noqa: E402
 
 SERVER_PARAMS = [(f, m) for f in FLAVOURS for m in EXEC_MODES]
@@ -97,6 +98,15 @@ def server(shared_server: Server) -> Iterator[Server]:
         conn.execute("FLUSHALL")
     yield shared_server
     assert shared_server.alive(), f"the server died:\n{shared_server.log()[-3000:]}"
+
+
+@pytest.fixture
+def seeded(server: Server) -> Server:
+    """The server, with the keys of the reply corpus (reply_corpus.SEED)."""
+    with server.admin() as conn:
+        for command in SEED:
+            conn.execute(*command)
+    return server
 
 
 @pytest.fixture(params=list(FLAVOURS))

@@ -16,19 +16,14 @@ import redis
 from redis._parsers import _HiredisParser, _RESP2Parser, _RESP3Parser
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from reply_corpus import CORPUS, SEED
+from redis_py_helpers import seen, shm_info
+from reply_corpus import CORPUS
 from servers import Server
 
 from shmcli import redis_py
 
 PARSERS = {"hiredis": {2: _HiredisParser, 3: _HiredisParser},
            "python": {2: _RESP2Parser, 3: _RESP3Parser}}
-
-
-def shm_info(server: Server) -> dict:
-    """The module's counters, read over a plain socket (which opens no session)."""
-    with redis.Redis(unix_socket_path=server.unix_socket) as admin:
-        return admin.info("shm")
 
 
 def shm_commands(server: Server) -> int:
@@ -48,32 +43,12 @@ def transport_of(client: redis.Redis) -> str:
         pool.release(connection)
 
 
-def seen(value):
-    """A reply as a caller sees it, with exceptions (raised, or inside a
-    pipeline's or a script's array) as (type, message)."""
-    if isinstance(value, Exception):
-        return (type(value), str(value))
-    if isinstance(value, (list, tuple)):
-        return type(value)(seen(item) for item in value)
-    if isinstance(value, dict):
-        return {key: seen(item) for key, item in value.items()}
-    return value
-
-
 def outcome(call):
     """A call's result, or its exception: what a caller sees."""
     try:
         return seen(call())
     except (redis.RedisError, UnicodeDecodeError) as exc:
         return seen(exc)
-
-
-@pytest.fixture
-def seeded(server: Server) -> Server:
-    with server.admin() as conn:
-        for command in SEED:
-            conn.execute(*command)
-    return server
 
 
 @pytest.mark.parametrize("parser", list(PARSERS))

@@ -15,7 +15,8 @@ import redis.asyncio
 from redis._parsers import _AsyncHiredisParser, _AsyncRESP2Parser, _AsyncRESP3Parser
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from reply_corpus import CORPUS, SEED
+from redis_py_helpers import seen, shm_info
+from reply_corpus import CORPUS
 from servers import Server
 
 from shmcli import redis_py_asyncio
@@ -23,23 +24,6 @@ from shmcli.resp import encode_command
 
 PARSERS = {"hiredis": {2: _AsyncHiredisParser, 3: _AsyncHiredisParser},
            "python": {2: _AsyncRESP2Parser, 3: _AsyncRESP3Parser}}
-
-
-def shm_info(server: Server) -> dict:
-    """The module's counters, read over a plain socket (which opens no session)."""
-    with redis.Redis(unix_socket_path=server.unix_socket) as admin:
-        return admin.info("shm")
-
-
-def seen(value):
-    """A reply as a caller sees it, with exceptions as (type, message)."""
-    if isinstance(value, Exception):
-        return (type(value), str(value))
-    if isinstance(value, (list, tuple)):
-        return type(value)(seen(item) for item in value)
-    if isinstance(value, dict):
-        return {key: seen(item) for key, item in value.items()}
-    return value
 
 
 async def outcome(awaitable):
@@ -65,14 +49,6 @@ def pair(server: Server, **options) -> tuple[redis.asyncio.Redis, redis.asyncio.
     """redis.asyncio over its socket, and over shared memory, alike."""
     return (redis.asyncio.Redis(unix_socket_path=server.unix_socket, **options),
             redis_py_asyncio.Redis(unix_socket_path=server.unix_socket, **options))
-
-
-@pytest.fixture
-def seeded(server: Server) -> Server:
-    with server.admin() as conn:
-        for command in SEED:
-            conn.execute(*command)
-    return server
 
 
 @pytest.mark.parametrize("parser", list(PARSERS))
