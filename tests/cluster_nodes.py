@@ -21,6 +21,18 @@ from shmcli.resp import Bulk, Error, Integer
 SLOT_RANGES = ((0, 5460), (5461, 10922), (10923, 16383))
 
 
+def make_cluster_node(node: Server, name: str) -> Server:
+    """Configure a not yet started `node` as a cluster node: its own
+    nodes-<name>.conf and a free bus port.  Returns it."""
+    node.config.update({
+        "cluster-enabled": "yes",
+        "cluster-config-file": str(node.dir / f"nodes-{name}.conf"),
+        "cluster-port": str(free_port()),
+        "cluster-node-timeout": "15000",
+    })
+    return node
+
+
 class Cluster:
     """Three masters; `module[i]` says whether node i loads the shm module."""
 
@@ -30,13 +42,7 @@ class Cluster:
         self.nodes: list[Server] = []
         for index, load in enumerate(module):
             node = Server(flavour, load_module=load, name=f"cluster-node-{index}")
-            node.config.update({
-                "cluster-enabled": "yes",
-                "cluster-config-file": str(node.dir / f"nodes-{index}.conf"),
-                "cluster-port": str(free_port()),
-                "cluster-node-timeout": "15000",
-            })
-            self.nodes.append(node)
+            self.nodes.append(make_cluster_node(node, str(index)))
 
     def start(self) -> Cluster:
         try:

@@ -31,7 +31,7 @@ from pathlib import Path
 import pexpect
 import pytest
 from cli_diff import REDIS_CLI, SHMCLI, run_tool
-from cluster_nodes import Cluster
+from cluster_nodes import Cluster, make_cluster_node
 from servers import Server, free_port
 from test_fallback import SKIPPED, RawSession
 from test_repl import finish, spawn
@@ -650,12 +650,7 @@ def test_asking_and_its_command_land_on_the_socket(migrating_from_node_0: Migrat
 @pytest.fixture(scope="module")
 def lone_node() -> Iterator[Server]:
     """A cluster node alone, serving slots 0-100 only: cluster_state:fail."""
-    node = Server("redis", load_module=True, name="cluster-lone")
-    node.config.update({
-        "cluster-enabled": "yes",
-        "cluster-config-file": str(node.dir / "nodes-lone.conf"),
-        "cluster-port": str(free_port()),
-    })
+    node = make_cluster_node(Server("redis", load_module=True, name="cluster-lone"), "lone")
     try:
         node.start()
         Cluster.call(node, "CLUSTER", "ADDSLOTSRANGE", 0, 100)

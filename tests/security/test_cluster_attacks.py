@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-from cluster_nodes import Cluster
+from cluster_nodes import Cluster, make_cluster_node
 from sec_raw import RawSession, is_refusal, set_user, socket_as
-from servers import Server, free_port, wait_until
+from servers import Server, wait_until
 
 from shmcli.resp import Array, Bulk, Status
 from shmcli.testing import FLAVOURS, MAIN_SERVERS
@@ -38,14 +38,7 @@ State = list[list[tuple[bytes, bytes]]]
 
 
 def cluster_node(flavour: str, name: str) -> Server:
-    node = Server(flavour, load_module=True, name=name)
-    node.config.update({
-        "cluster-enabled": "yes",
-        "cluster-config-file": str(node.dir / f"nodes-{name}.conf"),
-        "cluster-port": str(free_port()),
-        "cluster-node-timeout": "15000",
-    })
-    return node
+    return make_cluster_node(Server(flavour, load_module=True, name=name), name)
 
 
 def role(node: Server) -> str:
@@ -474,12 +467,8 @@ class RenamingNode(Server):
 def lone_renaming_node() -> Iterator[Server]:
     """A one-node cluster (it serves every slot) with ASKING, READONLY and
     CLUSTER renamed."""
-    node = RenamingNode("redis", load_module=True, name="cluster-renamed")
-    node.config.update({
-        "cluster-enabled": "yes",
-        "cluster-config-file": str(node.dir / "nodes-renamed.conf"),
-        "cluster-port": str(free_port()),
-    })
+    node = make_cluster_node(RenamingNode("redis", load_module=True, name="cluster-renamed"),
+                             "renamed")
     try:
         node.start()
         with node.admin() as conn:
@@ -502,12 +491,7 @@ def test_renamed_connection_flag_commands_are_refused(lone_renaming_node: Server
 
 def lone_node(flavour: str, name: str) -> Server:
     """A one-node cluster: it serves every slot (cluster_state:ok)."""
-    node = Server(flavour, load_module=True, name=name)
-    node.config.update({
-        "cluster-enabled": "yes",
-        "cluster-config-file": str(node.dir / f"nodes-{name}.conf"),
-        "cluster-port": str(free_port()),
-    })
+    node = cluster_node(flavour, name)
     node.start()
     try:
         Cluster.call(node, "CLUSTER", "ADDSLOTSRANGE", "0", "16383")
