@@ -158,7 +158,8 @@ def test_the_event_loop_runs_while_a_reply_is_awaited(server: Server) -> None:
         await ticking
         assert busy.recv(64) == b":1\r\n"
         busy.close()
-        assert ticks - started >= 10, (started, ticks)  # about 40 ticks in 0.45 s
+        # About 40 ticks in 0.45 s; a wait that blocked the loop would allow none.
+        assert ticks - started >= 5, (started, ticks)
         await shm.aclose()
     asyncio.run(run())
 
