@@ -280,3 +280,50 @@ def test_from_url_takes_shm_schemes(server: Server) -> None:
         assert redis.Redis(unix_socket_path=server.unix_socket, db=2).get("u") == \
             f"redis+shm://127.0.0.1:{server.port}/2".encode()
     asyncio.run(run())
+
+
+def test_connection_options_are_redis_asyncios(make_server) -> None:
+    """db, username/password, client_name, health checks, credential
+    providers and SELECT/AUTH sent by hand behave as over the socket."""
+    srv = make_server("redis", "main-thread")
+    admin = redis.Redis(unix_socket_path=srv.unix_socket)
+    admin.acl_setuser("app", enabled=True, passwords=["+secret"], keys=["*"],
+                      commands=["+@all"])
+    admin.acl_setuser("other", enabled=True, passwords=["+pw"], keys=["o:*"],
+                      commands=["+@all"])
+
+    async def run() -> None:
+        options = dict(username="app", password="secret", client_name="worker-1")
+        plain, shm = pair(srv, db=3, health_check_interval=0.2, **options)
+        assert await shm.set("k", "in-db-3")
+        assert await transport_of(shm) == "shm"
+        assert redis.Redis(unix_socket_path=srv.unix_socket, db=3).get("k") == b"in-db-3"
+        assert admin.get("k") is None
+        assert await shm.client_getname() == await plain.client_getname()
+        assert await shm.acl_whoami() == await plain.acl_whoami()
+        await asyncio.sleep(0.3)  # past the health check interval: a PING first
+        assert await shm.get("k") == b"in-db-3"
+
+        from redis.credentials import UsernamePasswordCredentialProvider
+        provided = redis_py_asyncio.Redis(unix_socket_path=srv.unix_socket, credential_provider=(
+            UsernamePasswordCredentialProvider("app", "secret")))
+        assert await provided.acl_whoami() == await plain.acl_whoami()
+        assert await transport_of(provided) == "shm"
+        wrong = pair(srv, username="app", password="wrong")
+        failed = [await outcome(client.ping()) for client in wrong]
+        assert failed[1] == failed[0] and issubclass(failed[0][0], redis.ConnectionError)
+
+        single = redis_py_asyncio.Redis(unix_socket_path=srv.unix_socket,
+                                        single_connection_client=True)
+        await single.execute_command("SELECT", 4)
+        await single.set("k", "db4")
+        assert single.connection.transport == "shm"
+        assert redis.Redis(unix_socket_path=srv.unix_socket, db=4).get("k") == b"db4"
+        await single.execute_command("AUTH", "other", "pw")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            await single.set("k", "denied")  # the new session runs as the new user
+        assert await single.set("o:k", "ok")
+        assert single.connection.transport == "shm"
+        for client in (plain, shm, provided, *wrong, single):
+            await client.aclose()
+    asyncio.run(run())
