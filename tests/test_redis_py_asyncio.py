@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
+import threading
 
 import pytest
 import redis
@@ -326,4 +328,47 @@ def test_connection_options_are_redis_asyncios(make_server) -> None:
         assert single.connection.transport == "shm"
         for client in (plain, shm, provided, *wrong, single):
             await client.aclose()
+    asyncio.run(run())
+
+
+def test_a_forked_child_never_uses_its_parents_session(server: Server) -> None:
+    """A child forked while an asyncio client holds a session: the inherited
+    connection keeps to its socket; a client the child makes opens its own
+    session; the parent's goes on, on the same session."""
+    async def child(inherited) -> str:
+        own = redis_py_asyncio.Redis(unix_socket_path=server.unix_socket)
+        value = await own.get("k")
+        report = f"{inherited.transport} {value!r} {await transport_of(own)}"
+        await own.aclose()
+        return report
+
+    def in_child(inherited, write: int) -> None:
+        reports = []  # a thread of its own: the forked loop is the parent's, still "running"
+        thread = threading.Thread(target=lambda: reports.append(asyncio.run(child(inherited))))
+        thread.start()
+        thread.join()
+        os.write(write, reports[0].encode())
+
+    async def run() -> None:
+        shm = redis_py_asyncio.Redis(unix_socket_path=server.unix_socket)
+        await shm.set("k", "parent")
+        assert await transport_of(shm) == "shm"
+        opened = shm_info(server)["shm_sessions_opened"]
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                in_child(shm.connection_pool._available_connections[0], write)
+            finally:
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read) as pipe:
+            assert pipe.read() == "socket b'parent' shm"
+        os.waitpid(pid, 0)
+        assert shm_info(server)["shm_sessions_opened"] == opened + 1
+        assert await shm.set("k", "still the parent's")
+        assert await shm.get("k") == b"still the parent's"
+        assert await transport_of(shm) == "shm"
+        assert shm_info(server)["shm_sessions_opened"] == opened + 1  # the same session
+        await shm.aclose()
     asyncio.run(run())
