@@ -12,6 +12,10 @@ floors: a GET with a free transport, through redis-py over a socket that
 answers at once and through shmcli.redis_py over a session that answers at
 once.
 
+For the sync workloads it also notes, per operation, how the server picked
+the shm client's requests up (INFO shm: main-thread wake-ups, main-poll's
+catches and misses, fast-path worker passes).
+
 The two clients take turns in short blocks (ROUNDS x BLOCK operations each),
 so a load change on the machine hits both alike; the ratio is socket p50 /
 shm p50 (above 1: shm is faster).
@@ -187,6 +191,7 @@ def measure(server: Server, workload: str, rounds: int, block: int) -> dict:
     for op in ops.values():  # warm up: connections, sessions, caches
         for _ in range(block):
             op()
+    before = server_counters(server)
     clock = time.perf_counter_ns
     for _ in range(rounds):
         for name, op in ops.items():
@@ -195,6 +200,7 @@ def measure(server: Server, workload: str, rounds: int, block: int) -> dict:
                 start = clock()
                 op()
                 out.append(clock() - start)
+    counters = server_counters(server, since=before)
     pool = clients["shm"].connection_pool
     try:
         connection = pool.get_connection()
@@ -205,9 +211,27 @@ def measure(server: Server, workload: str, rounds: int, block: int) -> dict:
     result = {name: {"p50_us": percentile(s, 0.5), "p99_us": percentile(s, 0.99),
                      "samples": len(s)} for name, s in samples.items()}
     result["speedup_p50"] = result["socket"]["p50_us"] / result["shm"]["p50_us"]
+    result["shm"]["server_per_op"] = {name: round(count / (rounds * block), 3)
+                                      for name, count in counters.items()}
     for client in clients.values():
         client.close()
     return result
+
+
+# INFO shm counters that say how the server picked the shm client's requests
+# up: main-thread wake-ups (the doorbell rang while it slept), main-poll's
+# catches and misses, and the fast path's worker passes.
+PICKUP_COUNTERS = ("shm_wakeups", "shm_main_poll_hits", "shm_main_poll_misses",
+                   "shm_worker_batches")
+
+
+def server_counters(server: Server, since: dict | None = None) -> dict:
+    """The pickup counters now (over a plain socket: no session), or their
+    growth since `since`.  Only shared-memory traffic moves them."""
+    with redis.Redis(unix_socket_path=server.unix_socket) as admin:
+        info = admin.info("shm")
+    now = {name: info[name] for name in PICKUP_COUNTERS}
+    return {name: now[name] - since[name] for name in now} if since else now
 
 
 def measure_asyncio(server: Server, rounds: int, block: int) -> dict:
@@ -306,6 +330,10 @@ def main() -> None:
                       f"  shm p50 {row['shm']['p50_us']:8.1f} µs"
                       f"  ({row['speedup_p50']:.2f}x)   p99 {row['socket']['p99_us']:.1f}"
                       f" / {row['shm']['p99_us']:.1f} µs", flush=True)
+                per_op = row["shm"].get("server_per_op", {})
+                if per_op:
+                    print(" " * 23 + "shm, per operation on the server: " + ", ".join(
+                        f"{name[4:]} {count}" for name, count in per_op.items()))
         finally:
             server.cleanup()
     results["pipeline_lengths"] = pipeline_lengths(rounds // 2 or 1)
