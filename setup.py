@@ -21,7 +21,7 @@ MODULE = CHANNEL + [
                  "server_config.c",
                  "executor.c", "request_intake.c", "resp_request.c", "command_lookup.c",
                  "command_policy.c", "command_call.c", "connection_state.c", "reply_output.c",
-                 "worker.c")
+                 "client_capabilities.c", "worker.c")
 ]
 REDIS_MODULE = "shmcli.shm_module"
 

@@ -248,6 +248,16 @@ static struct entry *probe_alias(RedisModuleCtx *ctx, const char *key) {
     return a->entry ? &entries[a->entry - 1] : NULL;
 }
 
+int shm_command_has(const char *fullname) {
+    if (!entries) return -1;
+    return find(fullname) != NULL;
+}
+
+int shm_command_renamed(const char *fullname) {
+    const struct entry *e = entries ? find(fullname) : NULL;
+    return !e || e->moved;
+}
+
 struct shm_command *shm_command_lookup(RedisModuleCtx *ctx, const char *const *argv,
                                        const size_t *argvlen, size_t argc) {
     char key[SHM_COMMAND_NAME_MAX];

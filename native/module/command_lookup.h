@@ -40,6 +40,16 @@ struct shm_command {
 struct shm_command *shm_command_lookup(RedisModuleCtx *ctx, const char *const *argv,
                                        const size_t *argvlen, size_t argc);
 
+/* What the learned table says, running nothing (for the command filter,
+   client_capabilities.c, which must not call commands).  `fullname` is the
+   server's lowercase full name.  shm_command_has: 1 when the server has
+   that command or subcommand ("client|capa"), 0 when not, -1 when the table
+   is not learned.  shm_command_renamed: 0 when the top-level command
+   `fullname` is found under its own name only, 1 when rename-command moved
+   it, when the table is not learned, or when the server lacks it. */
+int shm_command_has(const char *fullname);
+int shm_command_renamed(const char *fullname);
+
 /* 1 when argc satisfies the command's arity. */
 static inline int shm_command_arity_ok(const struct shm_command *cmd, size_t argc) {
     return cmd->arity >= 0 ? argc == (size_t)cmd->arity : argc >= (size_t)-cmd->arity;

@@ -6,7 +6,8 @@
  *   parse     resp_request.c     strict RESP, from the private copy
  *   resolve   command_lookup.c   the command the server will run
  *   classify  command_policy.c   run, emulate, or refuse to the socket
- *   check     here               server state: loading, client pause
+ *   check     here               server state: loading, client pause;
+ *             client_capabilities.c  a replica's -REDIRECT (CLIENT CAPA)
  *   execute   command_call.c     RedisModule_Call as the session's user,
  *                                with the server's ACL, guards and OOM checks
  *             connection_state.c the emulated per-connection commands
@@ -46,6 +47,7 @@
 #include <unistd.h>
 
 #include "../channel/shm_wait.h"
+#include "client_capabilities.h"
 #include "command_call.h"
 #include "command_lookup.h"
 #include "command_policy.h"
@@ -193,6 +195,8 @@ static void run_request(struct pass *p, struct shm_session *s) {
         shm_command_lookup(dctx, (const char *const *)q.argv, q.argvlen, q.argc);
     struct shm_verdict v = shm_policy_classify(cmd, q.argc);
     const char *refusal = v.action == SHM_ACT_REFUSE ? v.reason : server_state_refusal(p);
+    if (!refusal && v.action == SHM_ACT_CALL)
+        refusal = shm_capa_refusal(p->ctx_flags, s->control_client_id);
     if (refusal) {
         shm_reply_refusal(s, refusal);
         return;

@@ -114,6 +114,10 @@ static const struct rm_api_entry rm_api_table[] = {
     REQUIRED(GetClientNameById),     /* 7.0.3 */
     REQUIRED(SetClientNameById),     /* 7.0.3 */
     REQUIRED(GetContextFlags),
+    OPTIONAL(RegisterCommandFilter),
+    OPTIONAL(CommandFilterArgsCount),
+    OPTIONAL(CommandFilterArgGet),
+    OPTIONAL(CommandFilterGetClientId), /* 7.2 */
     REQUIRED(RegisterInfoFunc),
     REQUIRED(InfoAddSection),
     REQUIRED(InfoAddFieldLongLong),

@@ -26,6 +26,8 @@ typedef struct RedisModuleCallReply RedisModuleCallReply;
 typedef struct RedisModuleUser RedisModuleUser;
 typedef struct RedisModuleBlockedClient RedisModuleBlockedClient;
 typedef struct RedisModuleInfoCtx RedisModuleInfoCtx;
+typedef struct RedisModuleCommandFilterCtx RedisModuleCommandFilterCtx;
+typedef struct RedisModuleCommandFilter RedisModuleCommandFilter;
 
 /* ---- structs whose layout is part of the ABI ---- */
 
@@ -171,6 +173,9 @@ _Static_assert(offsetof(RedisModuleClientInfoV1, db) == 72, "ClientInfoV1 ABI");
 #define RM_CLIENTINFO_FLAG_UNIXSOCKET (1 << 4)
 #define RM_CLIENTINFO_FLAG_MULTI (1 << 5)
 
+/* ---- RegisterCommandFilter() flags ---- */
+#define RM_CMDFILTER_NOSELF (1 << 0) /* not called for the module's own Call()s */
+
 /* ---- Log levels (anything else is logged as "verbose") ---- */
 #define RM_LOG_DEBUG "debug"
 #define RM_LOG_VERBOSE "verbose"
@@ -197,6 +202,7 @@ typedef int (*rm_config_set_enum_fn)(const char *name, int val, void *privdata,
                                      RedisModuleString **err);
 typedef int (*rm_config_apply_fn)(RedisModuleCtx *ctx, void *privdata, RedisModuleString **err);
 typedef void (*rm_info_fn)(RedisModuleInfoCtx *ictx, int for_crash_report);
+typedef void (*rm_command_filter_fn)(RedisModuleCommandFilterCtx *fctx);
 
 #define RM_PRINTF_(fmt_idx, first_arg) __attribute__((format(printf, fmt_idx, first_arg)))
 
@@ -319,6 +325,14 @@ struct rm_api {
     RedisModuleString *(*GetClientNameById)(RedisModuleCtx *ctx, uint64_t id); /* 7.0.3 */
     int (*SetClientNameById)(uint64_t id, RedisModuleString *name);           /* 7.0.3 */
     int (*GetContextFlags)(RedisModuleCtx *ctx);
+
+    /* command filters (client_capabilities.c); all optional: the client id
+       came with Redis 7.2 */
+    RedisModuleCommandFilter *(*RegisterCommandFilter)(RedisModuleCtx *ctx,
+                                                       rm_command_filter_fn cb, int flags);
+    int (*CommandFilterArgsCount)(RedisModuleCommandFilterCtx *fctx);
+    RedisModuleString *(*CommandFilterArgGet)(RedisModuleCommandFilterCtx *fctx, int pos);
+    unsigned long long (*CommandFilterGetClientId)(RedisModuleCommandFilterCtx *fctx);
 
     /* INFO section */
     int (*RegisterInfoFunc)(RedisModuleCtx *ctx, rm_info_fn cb);

@@ -14,7 +14,9 @@
  *     timer is a timerfd in the event loop, not a module timer: module
  *     timers have millisecond periods, a window is tens of microseconds;
  *   - ClientChange DISCONNECTED ends the sessions of a closed connection,
- *     which also covers CLIENT KILL and ACL DELUSER;
+ *     which also covers CLIENT KILL and ACL DELUSER, and forgets its
+ *     CLIENT CAPA (client_capabilities.c, which also registers a command
+ *     filter);
  *   - ModuleChange forgets the commands learned from the server's table;
  *     the next BEFORE_SLEEP learns them again (command_lookup.c).
  * MODULE UNLOAD is refused (sessions hold descriptors in the event loop and,
@@ -27,6 +29,7 @@
 #include <unistd.h>
 
 #include "../channel/shm_wait.h"
+#include "client_capabilities.h"
 #include "command_lookup.h"
 #include "config.h"
 #include "executor.h"
@@ -87,8 +90,10 @@ static void on_client_change(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t
                              void *data) {
     (void)ctx;
     (void)eid;
-    if (sub == RM_SUBEVENT_CLIENT_CHANGE_DISCONNECTED)
-        shm_sessions_client_gone(((RedisModuleClientInfoV1 *)data)->id);
+    if (sub != RM_SUBEVENT_CLIENT_CHANGE_DISCONNECTED) return;
+    uint64_t id = ((RedisModuleClientInfoV1 *)data)->id;
+    shm_sessions_client_gone(id);
+    shm_capa_client_gone(id);
 }
 
 static void on_module_change(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t sub,
@@ -137,6 +142,7 @@ static void on_info(RedisModuleInfoCtx *ictx, int for_crash_report) {
         {"bytes_out", shm_stats.bytes_out},
         {"input_buffer_bytes", buffered.input},
         {"output_buffer_bytes", buffered.output},
+        {"capa_redirect_clients", shm_capa_marked()},
         {"wakeups", shm_stats.wakeups},
         {"main_batches", shm_stats.main_batches},
         {"worker_batches", shm_stats.worker_batches},
@@ -201,7 +207,8 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
         subscribe(ctx, RM_EVENTID_EVENTLOOP, on_event_loop) != RM_OK ||
         subscribe(ctx, RM_EVENTID_CLIENT_CHANGE, on_client_change) != RM_OK ||
         subscribe(ctx, RM_EVENTID_MODULE_CHANGE, on_module_change) != RM_OK ||
-        subscribe(ctx, RM_EVENTID_SHUTDOWN, on_shutdown) != RM_OK) {
+        subscribe(ctx, RM_EVENTID_SHUTDOWN, on_shutdown) != RM_OK ||
+        shm_capa_init(ctx) != RM_OK) {
         RM.Log(ctx, "warning", "shm: setting up the module failed; not loading");
         return RM_ERR;
     }
