@@ -1,8 +1,11 @@
 """What tests/test_redis_py.py and tests/test_redis_py_asyncio.py share: the
-module's counters and a reply as a caller sees it (their `seeded` server is
-conftest.py's)."""
+module's counters, a reply as a caller sees it, and a forked child's report
+(their `seeded` server is conftest.py's)."""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Callable
 
 import redis
 from servers import Server
@@ -24,3 +27,21 @@ def seen(value):
     if isinstance(value, dict):
         return {key: seen(item) for key, item in value.items()}
     return value
+
+
+def in_forked_child(work: Callable[[], str]) -> str:
+    """What `work` returns when run in a child forked now (it exits at once
+    after, whatever happens): its report, or "" if it failed."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read)
+            os.write(write, work().encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        report = pipe.read()
+    os.waitpid(pid, 0)
+    return report

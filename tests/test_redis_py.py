@@ -16,7 +16,7 @@ import redis
 from redis._parsers import _HiredisParser, _RESP2Parser, _RESP3Parser
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from redis_py_helpers import seen, shm_info
+from redis_py_helpers import in_forked_child, seen, shm_info
 from reply_corpus import CORPUS
 from servers import Server
 
@@ -302,19 +302,8 @@ def test_a_forked_child_opens_its_own_session(server: Server) -> None:
     shm = redis_py.Redis(unix_socket_path=server.unix_socket)
     shm.set("k", "parent")
     opened = shm_info(server)["shm_sessions_opened"]
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: redis-py's pool sees the new pid and connects anew
-        try:
-            value = shm.get("k")
-            transport = transport_of(shm)
-            os.write(write, f"{value!r} {transport}".encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        assert pipe.read() == "b'parent' shm"
-    os.waitpid(pid, 0)
+    # the child: redis-py's pool sees the new pid and connects anew
+    assert in_forked_child(lambda: f"{shm.get('k')!r} {transport_of(shm)}") == "b'parent' shm"
     assert shm_info(server)["shm_sessions_opened"] == opened + 1
     assert shm.set("k", "still the parent's") and shm.get("k") == b"still the parent's"
 

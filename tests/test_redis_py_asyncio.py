@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 import threading
 
@@ -17,7 +16,7 @@ import redis.asyncio
 from redis._parsers import _AsyncHiredisParser, _AsyncRESP2Parser, _AsyncRESP3Parser
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis_py_helpers import seen, shm_info
+from redis_py_helpers import in_forked_child, seen, shm_info
 from reply_corpus import CORPUS
 from servers import Server
 
@@ -342,29 +341,20 @@ def test_a_forked_child_never_uses_its_parents_session(server: Server) -> None:
         await own.aclose()
         return report
 
-    def in_child(inherited, write: int) -> None:
+    def in_child(inherited) -> str:
         reports = []  # a thread of its own: the forked loop is the parent's, still "running"
         thread = threading.Thread(target=lambda: reports.append(asyncio.run(child(inherited))))
         thread.start()
         thread.join()
-        os.write(write, reports[0].encode())
+        return reports[0]
 
     async def run() -> None:
         shm = redis_py_asyncio.Redis(unix_socket_path=server.unix_socket)
         await shm.set("k", "parent")
         assert await transport_of(shm) == "shm"
         opened = shm_info(server)["shm_sessions_opened"]
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                in_child(shm.connection_pool._available_connections[0], write)
-            finally:
-                os._exit(0)
-        os.close(write)
-        with os.fdopen(read) as pipe:
-            assert pipe.read() == "socket b'parent' shm"
-        os.waitpid(pid, 0)
+        inherited = shm.connection_pool._available_connections[0]
+        assert in_forked_child(lambda: in_child(inherited)) == "socket b'parent' shm"
         assert shm_info(server)["shm_sessions_opened"] == opened + 1
         assert await shm.set("k", "still the parent's")
         assert await shm.get("k") == b"still the parent's"
