@@ -38,6 +38,7 @@ its socket.
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import threading
 import time
@@ -52,6 +53,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import redis_py_routes as routes
 from .channel import ChannelClosed, ChannelError, ChannelTimeout, ShmChannel
+from .redis_py_pack import quick_packer
 from .redis_py_routes import FALLBACK, INFLIGHT_MAX, KEEPALIVE_AFTER, SHM, SOCKET, RouteState
 
 __all__ = ["Redis", "ShmConnection", "ShmUnixConnection", "from_url"]
@@ -60,6 +62,15 @@ log = logging.getLogger("shmcli.redis_py")
 
 # redis-py's own (neither of its connection classes overrides it).
 _read_response = redis.connection.AbstractConnection.read_response
+
+try:  # what ShmConnection.can_read needs to see that hiredis holds nothing unread
+    from hiredis import Reader as _HiredisReader
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA as _NOT_ENOUGH_DATA
+    from redis._parsers.hiredis import _HiredisParser
+    if not hasattr(_HiredisReader(), "has_data"):
+        raise ImportError("hiredis too old to say whether it holds data")
+except ImportError:
+    _HiredisParser = None
 
 
 class _SocketView:
@@ -117,6 +128,7 @@ class _ShmRouting(RouteState):
         self._shm_lock = threading.Lock()
         self._reset_routing()
         super().__init__(*args, **kwargs)
+        self._pack = quick_packer(self)
 
     def _reset_routing(self) -> None:
         self._reset_route_state()
@@ -134,7 +146,10 @@ class _ShmRouting(RouteState):
     # ---- connecting ----
 
     def _connect(self):
-        return _SocketView(super()._connect(), self)
+        sock = super()._connect()
+        self._socket_poll = select.poll()
+        self._socket_poll.register(sock, select.POLLIN)
+        return _SocketView(sock, self)
 
     def on_connect(self) -> None:
         super().on_connect()
@@ -202,7 +217,7 @@ class _ShmRouting(RouteState):
     # ---- sending ----
 
     def pack_commands(self, commands):
-        return routes.pack_batch(self._command_packer.pack, commands)
+        return routes.pack_batch(self._pack, commands)
 
     def send_command(self, *args, **kwargs) -> None:
         check_health = kwargs.get("check_health", True)
@@ -211,7 +226,7 @@ class _ShmRouting(RouteState):
             self._note_socket_command(route, args)
             self._send_socket(self.pack_command(*args), 1, check_health)
             return
-        request = b"".join(self._command_packer.pack(*args))
+        request = self._pack(args)
         if (self._shm_sent or (check_health and self.health_check_interval)
                 or time.monotonic() - self._socket_used > KEEPALIVE_AFTER):
             self._send_shm([request], check_health)
@@ -313,6 +328,25 @@ class _ShmRouting(RouteState):
         self._socket_request("HELLO")
 
     # ---- reading ----
+
+    def can_read(self, timeout: float = 0) -> bool:
+        # The pool asks before handing the connection out.  Its usual answer,
+        # nothing anywhere, costs one poll() here instead of redis-py's
+        # several calls; anything else, redis-py's own can_read decides.
+        if timeout == 0 and self._nothing_buffered() and not self._socket_poll.poll(0):
+            return False
+        return super().can_read(timeout)
+
+    def _nothing_buffered(self) -> bool:
+        """Whether no reply is waiting short of the socket: none owed by the
+        session, none in redis-py's hiredis parser (another parser: unknown)."""
+        parser = self._parser
+        if (self._sock is None or self._ready or self._shm_sent
+                or type(parser) is not _HiredisParser):
+            return False
+        reader = parser._reader
+        return (reader is not None and not reader.has_data()
+                and getattr(parser, "_next_response", _NOT_ENOUGH_DATA) is _NOT_ENOUGH_DATA)
 
     def read_response(self, *args, **kwargs):
         # Replies come in order: the session's first, then the socket's.

@@ -38,6 +38,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import redis_py_routes as routes
 from .channel import ChannelClosed, ChannelError, ShmChannel
+from .redis_py_pack import quick_packer
 from .redis_py_routes import FALLBACK, INFLIGHT_MAX, KEEPALIVE_AFTER, SHM, SOCKET, RouteState
 
 __all__ = ["Redis", "ShmConnection", "ShmUnixConnection", "from_url"]
@@ -60,6 +61,7 @@ class _AsyncShmRouting(RouteState):
         self._shm: ShmChannel | None = None
         self._reset_routing()
         super().__init__(*args, **kwargs)
+        self._pack = quick_packer(self)
 
     def _reset_routing(self) -> None:
         self._reset_route_state()
@@ -148,7 +150,7 @@ class _AsyncShmRouting(RouteState):
     # ---- sending ----
 
     def pack_commands(self, commands):
-        return routes.pack_batch(self.pack_command, commands)
+        return routes.pack_batch(self._pack, commands)
 
     async def send_command(self, *args, **kwargs) -> None:
         check_health = kwargs.get("check_health", True)
@@ -158,7 +160,7 @@ class _AsyncShmRouting(RouteState):
             await self._send_socket(self.pack_command(*args), 1, check_health)
             return
         usable = await self._shm_usable(check_health)
-        request = b"".join(self.pack_command(*args))
+        request = self._pack(args)
         if usable and len(request) + _RECORD_COST <= self._capacity:
             await self._send_shm([request])
         else:

@@ -136,11 +136,10 @@ class Batch(list):
 
 
 def pack_batch(pack, commands) -> Batch:
-    """Pack `commands` (each its argument tuple) with `pack` (redis-py's
-    packer: a list of chunks per command) into a Batch."""
+    """Pack `commands` (each its argument tuple) with `pack` (one request
+    from one tuple: redis_py_pack.quick_packer's) into a Batch."""
     commands = list(commands)
-    join = b"".join
-    batch = Batch([join(pack(*args)) for args in commands])
+    batch = Batch(map(pack, commands))
     batch.args = commands
     try:  # the cached routes at C speed; route() for the rest
         routes = [route_cache.get(args[0], -1) for args in commands]

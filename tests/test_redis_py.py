@@ -30,15 +30,19 @@ def shm_commands(server: Server) -> int:
     return shm_info(server)["shm_commands"]
 
 
+def connection_from(pool: redis.ConnectionPool) -> redis.connection.AbstractConnection:
+    try:
+        return pool.get_connection()
+    except TypeError:  # redis-py < 5.3 needs a command name
+        return pool.get_connection("PING")
+
+
 def transport_of(client: redis.Redis) -> str:
     """What the client's pool hands out carries commands over."""
     pool = client.connection_pool
+    connection = connection_from(pool)
     try:
-        connection = pool.get_connection()
-    except TypeError:  # redis-py < 5.3 needs a command name
-        connection = pool.get_connection("PING")
-    try:
-        return connection.transport
+        return getattr(connection, "transport", "socket")  # redis-py's own: its socket
     finally:
         pool.release(connection)
 
@@ -335,6 +339,40 @@ def test_a_killed_connection_is_redis_pys_connection_error(server: Server) -> No
             assert client.connection.transport == "shm"
         client.close()
     assert outcomes == [redis.ConnectionError, redis.ConnectionError]
+
+
+@pytest.mark.parametrize("left", ["a socket reply", "a session reply", "a killed client",
+                                  "a restarted server"])
+def test_the_pool_never_hands_out_a_connection_with_something_to_read(
+        make_server, left: str) -> None:
+    """The pool asks can_read() before each command; ShmConnection answers
+    the usual "nothing" itself.  A connection left with a reply unread, or
+    closed by the server, is connected again without an error, as redis-py's
+    own is (no retries: the pool's check alone must see it)."""
+    srv = make_server("redis", "main-thread")
+    admin = redis.Redis(unix_socket_path=srv.unix_socket)
+    results = []
+    for cls in (redis.Redis, redis_py.Redis):
+        client = cls(unix_socket_path=srv.unix_socket, retry=Retry(NoBackoff(), 0))
+        client.mset({"k": "v", "stale": "stale"})
+        pool = client.connection_pool
+        connection = connection_from(pool)
+        if left == "a socket reply":
+            connection.send_packed_command([b"*1\r\n$4\r\nPING\r\n"])  # by hand: the socket
+            assert connection.can_read(timeout=5)
+        elif left == "a session reply":
+            connection.send_command("GET", "stale")  # whose reply must never be GET k's
+            assert connection.can_read(timeout=5)
+        elif left == "a killed client":
+            admin.client_kill_filter(_id=admin.client_list()[-1]["id"])
+        else:
+            srv.stop()
+            srv.start()
+            client.set("k", "v")  # on a connection of its own: the pool has only the one
+        pool.release(connection)
+        results.append((outcome(lambda c=client: c.get("k")), transport_of(client)))
+        client.close()
+    assert results == [(b"v", "socket"), (b"v", "shm")]
 
 
 def test_a_connection_busy_over_shared_memory_outlives_the_servers_timeout(make_server) -> None:

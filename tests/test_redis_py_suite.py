@@ -164,7 +164,8 @@ def test_shmcli_redis_py_on_the_oldest_redis_py() -> None:
     env = {**os.environ, "PYTHONPATH": str(target)}
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "-W", "ignore::DeprecationWarning", str(TESTS / "test_redis_py.py"),
-                           str(TESTS / "test_redis_py_asyncio.py")],
+                           str(TESTS / "test_redis_py_asyncio.py"),
+                           str(TESTS / "test_redis_py_pack.py")],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-5000:]
     probe = subprocess.run([sys.executable, "-c", "import redis; print(redis.__version__)"],
