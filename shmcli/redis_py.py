@@ -43,6 +43,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 
 import redis
 from redis.connection import Connection as _RedisConnection
@@ -221,7 +222,10 @@ class _ShmRouting(RouteState):
 
     def send_command(self, *args, **kwargs) -> None:
         check_health = kwargs.get("check_health", True)
-        route = routes.route(args[0]) if args else SOCKET
+        try:
+            route = routes.route_cache[args[0]]
+        except (KeyError, TypeError, IndexError):
+            route = routes.route(args[0]) if args else SOCKET
         if route != SHM or not self._shm_usable():
             self._note_socket_command(route, args)
             self._send_socket(self.pack_command(*args), 1, check_health)
@@ -231,12 +235,16 @@ class _ShmRouting(RouteState):
                 or time.monotonic() - self._socket_used > KEEPALIVE_AFTER):
             self._send_shm([request], check_health)
             return
+        lock = self._shm_lock  # acquire() and release(): half the cost of `with`
         try:  # the common case: nothing in flight, nothing due
-            with self._shm_lock:
+            lock.acquire()
+            try:
                 self._shm.send(request)
+            finally:
+                lock.release()
         except ChannelError as exc:
             raise self._send_failed(exc) from None
-        self._sent([request], len(request))
+        self._sent((request,), len(request))
 
     def send_packed_command(self, command, check_health: bool = True) -> None:
         if not isinstance(command, routes.Batch):  # packed by someone else: the socket's
@@ -308,7 +316,7 @@ class _ShmRouting(RouteState):
             self._sent(chunk, size)
             start, left = end, left - size
 
-    def _sent(self, requests: list[bytes], size: int) -> None:
+    def _sent(self, requests: Sequence[bytes], size: int) -> None:
         """`requests` (`size` bytes) are in the session: their replies are owed."""
         self._shm_sent.extend(requests)
         self._shm_inflight += size
@@ -402,16 +410,19 @@ class _ShmRouting(RouteState):
         there, so a pipeline's first replies are parsed while the server
         runs the rest.  One C call per MiB at most; a refusal sends the
         refused request and those after it over the socket."""
-        sent = self._shm_sent
+        sent, lock = self._shm_sent, self._shm_lock
         while sent:
             try:
-                with self._shm_lock:
+                lock.acquire()
+                try:
                     if len(sent) == 1:  # the common case, without the batch's copy
                         data = self._shm.recv()
                         refused = data.startswith(FALLBACK)
                         got = 0 if refused else 1
                     else:
                         data, got, refused = self._shm.recv_many(len(sent), FALLBACK)
+                finally:
+                    lock.release()
             except ChannelTimeout:
                 raise TimeoutError("timed out") from None  # socket.timeout
             except ChannelClosed:  # the server ended it: redis-py sees a closed connection
@@ -426,8 +437,9 @@ class _ShmRouting(RouteState):
             if got == len(sent):
                 sent.clear()
                 self._shm_inflight = 0
-            for _ in range(got if sent else 0):
-                self._shm_inflight -= len(sent.popleft())
+            else:
+                for _ in range(got):
+                    self._shm_inflight -= len(sent.popleft())
             if refused:
                 request = sent.popleft()
                 self._shm_inflight -= len(request)
