@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 
@@ -242,6 +243,28 @@ def test_a_timeout_is_redis_pys_timeout(make_server) -> None:
         assert client.set("k", "v")
     assert outcomes[0][0] is redis.TimeoutError and outcomes[1] == outcomes[0]
     assert transport_of(redis_py.Redis(unix_socket_path=srv.unix_socket)) == "shm"
+
+
+@pytest.mark.parametrize("mode", ["main-thread", "fast-path"])
+def test_a_reply_the_session_owes_times_out_as_redis_pys(make_server, mode: str) -> None:
+    """A GET through shared memory to a server that stopped (SIGSTOP): redis-py's
+    own TimeoutError, message included; once it runs again, the client
+    carries on, with a new session."""
+    srv = make_server("redis", mode)
+    outcomes = []
+    for cls in (redis.Redis, redis_py.Redis):
+        client = cls(unix_socket_path=srv.unix_socket, socket_timeout=0.2,
+                     retry=Retry(NoBackoff(), 0))
+        client.set("k", "v")
+        srv.process.send_signal(signal.SIGSTOP)
+        try:
+            outcomes.append(outcome(lambda c=client: c.get("k")))
+        finally:
+            srv.process.send_signal(signal.SIGCONT)
+        assert client.get("k") == b"v"
+        assert transport_of(client) == ("shm" if cls is redis_py.Redis else "socket")
+        client.close()
+    assert outcomes[0][0] is redis.TimeoutError and outcomes[1] == outcomes[0]
 
 
 def test_without_the_module_the_socket_is_used_with_one_log_line(
