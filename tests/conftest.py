@@ -36,7 +36,7 @@ EXTRA_SERVER_MODULES = (
     "test_parity.py", "test_session_state.py", "test_acl.py", "test_fallback.py",
     "test_propagation.py", "test_teardown.py", "test_hostile.py", "test_module_config.py",
     "test_module_load.py", "test_cli_pipe.py", "test_polling.py", "test_channel_batches.py",
-    "test_capa_redirect.py",
+    "test_capa_redirect.py", "test_atomic_slot_migration.py",
     "security/")
 EXTRA_SERVER_EXCLUDED = ("security/test_sanitizers.py", "security/test_fuzz.py")
 

@@ -54,7 +54,6 @@
  */
 #include "client_capabilities.h"
 
-#include <errno.h>
 #include <string.h>
 #include <strings.h>
 
@@ -149,28 +148,9 @@ static void on_command(RedisModuleCommandFilterCtx *fctx) {
     if (RM.GetClientInfoById(NULL, id) == RM_OK) mark(id);
 }
 
-/* 0 when the server's table says CLIENT CAPA does not exist (while CLIENT
-   does), 1 otherwise. */
-static int may_have_client_capa(RedisModuleCtx *ctx) {
-    RedisModuleUser *probe = RM.CreateModuleUser("shm-capa-probe");
-    if (!probe) return 1;
-    RedisModuleString *argv[2] = {RM.CreateString(ctx, "client", 6),
-                                  RM.CreateString(ctx, "capa", 4)};
-    int known[2];
-    for (int argc = 1; argc <= 2; argc++) {
-        errno = 0;
-        known[argc - 1] = RM.ACLCheckCommandPermissions(probe, argv, argc) == RM_OK ||
-                          errno != ENOENT;
-    }
-    RM.FreeString(ctx, argv[0]);
-    RM.FreeString(ctx, argv[1]);
-    RM.FreeModuleUser(probe);
-    return !known[0] || known[1];
-}
-
 int shm_capa_init(RedisModuleCtx *ctx) {
     if (!RM.RegisterCommandFilter || !RM.CommandFilterArgsCount || !RM.CommandFilterArgGet ||
-        !RM.CommandFilterGetClientId || !may_have_client_capa(ctx))
+        !RM.CommandFilterGetClientId || shm_server_has_subcommand(ctx, "client", "capa") == 0)
         return RM_OK;
     /* Client ids only grow: a client created now gets an id above every
        connection open before the module loaded (and below every later one). */

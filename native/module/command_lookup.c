@@ -248,6 +248,24 @@ static struct entry *probe_alias(RedisModuleCtx *ctx, const char *key) {
     return a->entry ? &entries[a->entry - 1] : NULL;
 }
 
+int shm_server_has_subcommand(RedisModuleCtx *ctx, const char *container, const char *sub) {
+    RedisModuleUser *probe = RM.CreateModuleUser("shm-command-probe");
+    if (!probe) return -1;
+    RedisModuleString *argv[2] = {RM.CreateString(ctx, container, strlen(container)),
+                                  RM.CreateString(ctx, sub, strlen(sub))};
+    int known[2];
+    for (int argc = 1; argc <= 2; argc++) {
+        errno = 0;
+        known[argc - 1] = RM.ACLCheckCommandPermissions(probe, argv, argc) == RM_OK ||
+                          errno != ENOENT;
+    }
+    RM.FreeString(ctx, argv[0]);
+    RM.FreeString(ctx, argv[1]);
+    RM.FreeModuleUser(probe);
+    if (!known[0]) return -1;
+    return known[1];
+}
+
 int shm_command_has(const char *fullname) {
     if (!entries) return -1;
     return find(fullname) != NULL;

@@ -50,6 +50,13 @@ struct shm_command *shm_command_lookup(RedisModuleCtx *ctx, const char *const *a
 int shm_command_has(const char *fullname);
 int shm_command_renamed(const char *fullname);
 
+/* Whether the server's command table has `container`'s subcommand `sub`,
+   asked of the server itself (an ACL permission check for a throwaway user,
+   which says ENOENT for an unknown command): 1 when it has it, 0 when it
+   has `container` but not `sub`, -1 when that cannot be told.  Usable in
+   OnLoad, before anything is learned. */
+int shm_server_has_subcommand(RedisModuleCtx *ctx, const char *container, const char *sub);
+
 /* 1 when argc satisfies the command's arity. */
 static inline int shm_command_arity_ok(const struct shm_command *cmd, size_t argc) {
     return cmd->arity >= 0 ? argc == (size_t)cmd->arity : argc >= (size_t)-cmd->arity;

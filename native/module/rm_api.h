@@ -107,6 +107,7 @@ _Static_assert(offsetof(RedisModuleClientInfoV1, db) == 72, "ClientInfoV1 ABI");
 
 /* ---- SetModuleOptions() bits ---- */
 #define RM_OPTIONS_HANDLE_REPL_ASYNC_LOAD (1 << 2) /* 7.0+ */
+#define RM_OPTIONS_HANDLE_ATOMIC_SLOT_MIGRATION (1 << 5) /* Valkey 9+: CLUSTER MIGRATESLOTS */
 
 /* ---- Register*Config flags (the API takes unsigned int) ---- */
 #define RM_CONFIG_DEFAULT 0u

@@ -192,8 +192,18 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
     }
     /* Nothing of ours is in the keyspace: a replica may keep serving its old
        data set while it loads a new one (repl-diskless-load swapdb); the
-       executor refuses commands meanwhile, so the socket decides. */
-    RM.SetModuleOptions(ctx, RM_OPTIONS_HANDLE_REPL_ASYNC_LOAD);
+       executor refuses commands meanwhile, so the socket decides.  Likewise
+       Valkey 9's atomic slot migration (CLUSTER MIGRATESLOTS), which every
+       loaded module must declare it handles: the keys a node imports are
+       not its own until the migration completes, and RedisModule_Call's
+       slot check (command_call.c) refuses them as the socket would; the
+       last step pauses writes as CLIENT PAUSE WRITE does, which the
+       executor honours.  The option's bit means that only on a server
+       with CLUSTER MIGRATESLOTS, so only there is it set. */
+    int options = RM_OPTIONS_HANDLE_REPL_ASYNC_LOAD;
+    if (shm_server_has_subcommand(ctx, "cluster", "migrateslots") == 1)
+        options |= RM_OPTIONS_HANDLE_ATOMIC_SLOT_MIGRATION;
+    RM.SetModuleOptions(ctx, options);
     if (shm_config_register(ctx) != RM_OK) {
         RM.Log(ctx, "warning", "shm: invalid shm.* configuration; not loading");
         return RM_ERR;
