@@ -21,8 +21,11 @@ and protocol).  From then on:
   refused command and those sent after it are sent over the socket, in order.
 - Replies: redis-py's own parser (hiredis or Python) reads them, from a view
   of the socket (_SocketView) that yields the shared-memory replies first,
-  in order, then the socket's bytes.  So replies have redis-py's types and
-  raise redis-py's exceptions, byte for byte as over the socket.
+  in order, then the socket's bytes (hiredis gets them fed into its reader
+  directly, which is quicker).  So replies have redis-py's types and raise
+  redis-py's exceptions, byte for byte as over the socket.
+- Packing and the pool's readiness check are redis-py's, done in less time
+  where the result is provably the same (redis_py_pack, can_read).
 
 Ordering rule: a command goes through shared memory only when the socket
 owes no reply, and every reply the session owes is fetched before anything
