@@ -37,6 +37,7 @@ from .resp import (
     Error,
     Integer,
     Map,
+    Nil,
     Push,
     Reader,
     Reply,
@@ -322,6 +323,8 @@ class Connection:
             reply = self._socket_execute(encode_command("SHM.HANDSHAKE"))
             if isinstance(reply, Error):
                 raise ChannelError(reply.message)
+            if isinstance(reply, Nil):  # the module's answer when its sessions are all taken
+                raise ChannelError("shm: max number of sessions reached (shm.max-sessions)")
             if not isinstance(reply, Array) or len(reply.items) != 4:
                 raise ChannelError(f"unexpected SHM.HANDSHAKE reply: {reply!r}")
             token, path, ring_size = (reply.items[0], reply.items[1], reply.items[2])

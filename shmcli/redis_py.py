@@ -197,7 +197,7 @@ class _ShmRouting(RouteState):
         address = routes.session_address(reply)
         if address is None:
             log.info("%s: no shared-memory session (%s); using the socket",
-                     self._address(), reply)
+                     self._address(), routes.refusal(reply))
             return
         token, path, ring_size = address
         try:

@@ -121,7 +121,8 @@ class _AsyncShmRouting(RouteState):
         reply = await self._socket_request("SHM.HANDSHAKE")
         session = routes.session_address(reply)
         if session is None:
-            log.info("%s: no shared-memory session (%s); using the socket", address, reply)
+            log.info("%s: no shared-memory session (%s); using the socket", address,
+                     routes.refusal(reply))
             return
         token, path, ring_size = session
         try:

@@ -102,6 +102,13 @@ def lists_shm_module(hello: object) -> bool:
     return any(text(_fields(module).get("name")) == "shm" for module in modules)
 
 
+def refusal(reply: object) -> str:
+    """Why SHM.HANDSHAKE's `reply` opened no session, for the log."""
+    if reply is None:  # the module's answer when its sessions are all taken
+        return "the server's shm.max-sessions are all in use"
+    return str(reply)
+
+
 def session_address(reply: object) -> tuple[str, str, int] | None:
     """SHM.HANDSHAKE's reply as (token, socket path, ring size); None if it
     is not one."""

@@ -245,6 +245,34 @@ def test_a_timeout_is_redis_pys_timeout(make_server) -> None:
     assert transport_of(redis_py.Redis(unix_socket_path=srv.unix_socket)) == "shm"
 
 
+def test_connections_past_max_sessions_use_their_sockets_and_count_no_error(
+        make_server, caplog: pytest.LogCaptureFixture) -> None:
+    """The server counts the errors redis-py's own two connections would
+    (CLIENT SETINFO on a server without it), none more."""
+    srv = make_server("redis", "main-thread", config={"shm.max-sessions": "1"})
+    errors = []
+    with caplog.at_level(logging.INFO, logger="shmcli.redis_py"):
+        for cls in (redis.Redis, redis_py.Redis):
+            pool = cls(unix_socket_path=srv.unix_socket).connection_pool
+            with srv.admin() as admin:
+                admin.execute("CONFIG", "RESETSTAT")
+            first, second = connection_from(pool), connection_from(pool)
+            try:
+                for connection in (first, second):
+                    connection.send_command("SET", "k", "v")
+                    assert connection.read_response() == b"OK"
+                errors.append(srv.info("errorstats"))
+                transports = [getattr(c, "transport", "socket") for c in (first, second)]
+            finally:
+                pool.release(first)
+                pool.release(second)
+                pool.disconnect()
+    assert transports == ["shm", "socket"]
+    assert errors[1] == errors[0]
+    assert shm_info(srv)["shm_handshakes_refused"] == 1
+    assert "shm.max-sessions are all in use" in caplog.text
+
+
 @pytest.mark.parametrize("mode", ["main-thread", "fast-path"])
 def test_a_reply_the_session_owes_times_out_as_redis_pys(make_server, mode: str) -> None:
     """A GET through shared memory to a server that stopped (SIGSTOP): redis-py's

@@ -227,6 +227,7 @@ def test_max_sessions(flavour: str, make_server: Callable[..., Server]) -> None:
     srv = make_server(flavour, config={"shm.max-sessions": "2"})
     first, second = srv.connect(shm="require"), srv.connect(shm="require")
     try:
+        errors = srv.info("errorstats")
         with pytest.raises(shmcli.ShmUnavailable, match="max number of sessions"):
             srv.connect(shm="require")
         with srv.connect(shm="auto") as fallback:
@@ -234,6 +235,8 @@ def test_max_sessions(flavour: str, make_server: Callable[..., Server]) -> None:
             assert fallback.shm_error and "max number of sessions" in fallback.shm_error
             assert fallback.execute("SET", "k", "v") == Status(b"OK")
             assert fallback.execute("GET", "k") == Bulk(b"v")
+        assert srv.info("errorstats") == errors  # a full table is no error of the client's
+        assert shm_stat(srv, "handshakes_refused") == 2
         assert first.execute("GET", "k") == Bulk(b"v")
         assert second.execute("PING") == Status(b"PONG")
         assert shm_stat(srv, "sessions") == 2

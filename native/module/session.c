@@ -126,9 +126,14 @@ int shm_handshake_command(RedisModuleCtx *ctx, RedisModuleString **argv, int arg
     pthread_mutex_lock(&table_lock);
     int busy = shm_session_count() + token_count;
     pthread_mutex_unlock(&table_lock);
+    /* A full table is the server's state, not the client's mistake: a null
+       reply, which the server counts as no error (INFO errorstats), so an
+       application with more pooled connections than sessions does not raise
+       an error count on every connect.  The client uses its socket;
+       handshakes_refused (INFO shm) counts it. */
     if (busy >= shm_cfg.max_sessions) {
         shm_stats.handshakes_refused++;
-        return RM.ReplyWithError(ctx, "ERR shm: max number of sessions reached");
+        return RM.ReplyWithNull(ctx);
     }
 
     struct token t = {0};
