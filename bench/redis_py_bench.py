@@ -336,7 +336,7 @@ def main() -> None:
                         f"{name[4:]} {count}" for name, count in per_op.items()))
         finally:
             server.cleanup()
-    results["pipeline_lengths"] = pipeline_lengths(rounds // 2 or 1)
+    results["pipeline_lengths"] = pipeline_lengths(rounds)
     results["floors_p50_us"] = floors(rounds)
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     if args.chart:
