@@ -63,9 +63,13 @@ def make_raw(opts: argparse.Namespace, key: bytes, value: bytes
              ) -> tuple[Callable[[], object], Callable[[object], bool], Callable[[], None]]:
     import shmcli
     from shmcli.channel import ShmChannel
+    from shmcli.resp import Array
 
     control = shmcli.connect(unix_socket=opts.socket, shm="off", timeout=10.0)
-    token, path, ring_size, _version = control.execute("SHM.HANDSHAKE").items  # type: ignore
+    reply = control.execute("SHM.HANDSHAKE")
+    if not isinstance(reply, Array):  # an error, or null: no session free (shm.max-sessions)
+        raise SystemExit(f"SHM.HANDSHAKE: no session ({reply!r})")
+    token, path, ring_size, _version = reply.items
     channel = ShmChannel(path.data.decode(), token.data.decode(), ring_size.value, 10.0)
     set_req = resp(b"SET", key, value)
     if opts.cmd == "get":

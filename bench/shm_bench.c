@@ -222,6 +222,8 @@ static void handshake(int fd, struct handshake *h) {
         have += (size_t)r;
         buf[have] = '\0';
         if (buf[0] == '-' && memchr(buf, '\n', have)) die("SHM.HANDSHAKE refused: %s", buf);
+        if ((buf[0] == '_' || !strncmp(buf, "$-1", 3)) && memchr(buf, '\n', have))
+            die("SHM.HANDSHAKE: %s", "no session free (shm.max-sessions)");
         if (parse_handshake(buf, have, h)) return;
         if (have == sizeof buf - 1) die("SHM.HANDSHAKE: %s", "reply too long");
     }

@@ -246,9 +246,12 @@ class _ShmRouting(RouteState):
                 self._shm.send(request)
             finally:
                 lock.release()
+            self._sent((request,), len(request))
         except ChannelError as exc:
             raise self._send_failed(exc) from None
-        self._sent((request,), len(request))
+        except BaseException:  # Ctrl-C between sending and noting it: as redis-py's send
+            self.disconnect()
+            raise
 
     def send_packed_command(self, command, check_health: bool = True) -> None:
         if not isinstance(command, routes.Batch):  # packed by someone else: the socket's
@@ -315,9 +318,12 @@ class _ShmRouting(RouteState):
                         self._shm.send(chunk[0])
                     else:
                         self._shm.send_batch(chunk, sizes[start:end])
+                self._sent(chunk, size)
             except ChannelError as exc:
                 raise self._send_failed(exc) from None
-            self._sent(chunk, size)
+            except BaseException:  # as above
+                self.disconnect()
+                raise
             start, left = end, left - size
 
     def _sent(self, requests: Sequence[bytes], size: int) -> None:
@@ -389,7 +395,12 @@ class _ShmRouting(RouteState):
     def read_response(self, *args, **kwargs):
         # Replies come in order: the session's first, then the socket's.
         if self._ready or self._shm_sent:
-            self._feed_hiredis()
+            try:
+                self._feed_hiredis()
+            except BaseException:  # Ctrl-C in the wait: as redis-py's own read does (its #1128)
+                if kwargs.get("disconnect_on_error", True):
+                    self.disconnect()
+                raise
         try:
             response = _read_response(self, *args, **kwargs)
         except ResponseError:

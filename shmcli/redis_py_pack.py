@@ -10,13 +10,13 @@ list of chunks to join), a sizeable share of a shared-memory GET.
 
 quick_packer() gives a connection a packer that hands the arguments to
 hiredis.pack_command in one call when every one is exactly str, int or
-bytes (no subclass: an IntEnum's encoding is its repr) and the first is a
-single word it has seen before; hiredis encodes str as UTF-8, strictly, and
+bytes (no subclass: an IntEnum's encoding is its repr; ints within 64
+bits) and the first is a single word; hiredis encodes str as UTF-8, strictly, and
 int in decimal, which is what redis-py's do for a connection whose encoding
 is UTF-8 and strict.  Anything else (another encoding, a float, a
 memoryview, an argument hiredis rejects, a packer that is not redis-py's)
 goes to the connection's own packer, which keeps redis-py's errors.
-tests/test_redis_py.py compares the two byte for byte.
+tests/test_redis_py_pack.py compares the two byte for byte.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ _REDIS_PY_PACKERS = tuple(
 # First arguments ("GET", b"SET") as their one packed word; None for those of
 # several words ("CLIENT ID", which redis-py splits) or none.
 _WORDS: dict[object, bytes | None] = {}
-_WORDS_MAX = 4096
+_WORDS_MAX = 4096   # first arguments remembered, each at most _WORD_MAX long
+_WORD_MAX = 64
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1
 
 Packer = Callable[[tuple], bytes]
 
@@ -61,7 +63,8 @@ def quick_packer(connection) -> Packer:
             word = _WORDS[args[0]]
         except (KeyError, TypeError):
             word = _learn_word(args[0])
-        if word is not None and _PLAIN.issuperset(map(type, args)):
+        types = set(map(type, args))
+        if word is not None and types <= _PLAIN and (int not in types or _small_ints(args)):
             try:
                 return _hiredis_pack((word,) + args[1:])
             except (TypeError, ValueError):  # redis-py's packer says what is wrong
@@ -69,6 +72,13 @@ def quick_packer(connection) -> Packer:
         return packed_by_redis_py(args)
 
     return pack
+
+
+def _small_ints(args: tuple) -> bool:
+    """Whether every int among `args` is within 64 bits: hiredis 3.5 crashes
+    the process on one whose decimal form passes Python's digit limit
+    (10**4300), which redis-py's own packer refuses with ValueError."""
+    return all(_INT_MIN <= arg <= _INT_MAX for arg in args if type(arg) is int)
 
 
 def _packs_like_hiredis(connection) -> bool:
@@ -100,6 +110,6 @@ def _learn_word(first: object) -> bytes | None:
         return None
     if len(words) == 1:
         word = words[0]
-    if len(_WORDS) < _WORDS_MAX:
+    if len(_WORDS) < _WORDS_MAX and len(first) <= _WORD_MAX:
         _WORDS[first] = word
     return word

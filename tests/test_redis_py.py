@@ -295,6 +295,39 @@ def test_a_reply_the_session_owes_times_out_as_redis_pys(make_server, mode: str)
     assert outcomes[0][0] is redis.TimeoutError and outcomes[1] == outcomes[0]
 
 
+class Interrupted(BaseException):
+    """What the test's signal handler raises, as Ctrl-C raises KeyboardInterrupt."""
+
+
+def test_an_interrupted_wait_for_a_reply_leaves_the_connection_closed(make_server) -> None:
+    """An exception raised while a reply through shared memory is awaited
+    (a signal handler's, Ctrl-C's) disconnects, as redis-py's own read does:
+    the next command gets its own reply at once, never the lost one's."""
+    srv = make_server("redis", "main-thread")
+    client = redis_py.Redis(unix_socket_path=srv.unix_socket, socket_timeout=2,
+                            retry=Retry(NoBackoff(), 0), single_connection_client=True)
+    client.mset({"k": "v", "other": "o"})
+    assert client.connection.transport == "shm"
+
+    def interrupt(*_) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    srv.process.send_signal(signal.SIGSTOP)  # the GET waits for its reply
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+    threading.Timer(0.4, srv.process.send_signal, (signal.SIGCONT,)).start()
+    try:
+        with pytest.raises(Interrupted):  # raised once the wait returns with the reply
+            client.get("k")
+    finally:
+        srv.process.send_signal(signal.SIGCONT)
+        signal.signal(signal.SIGUSR1, previous)
+    started = time.monotonic()
+    assert client.get("other") == b"o"
+    assert client.config_get("maxmemory-policy")  # over the socket: nothing owed there either
+    assert time.monotonic() - started < 1.5  # not the socket_timeout of a wait for nothing
+
+
 def test_without_the_module_the_socket_is_used_with_one_log_line(
         make_server, caplog: pytest.LogCaptureFixture) -> None:
     srv = make_server("redis", "main-thread", load_module=False)

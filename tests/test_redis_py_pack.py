@@ -32,6 +32,9 @@ ARGUMENTS = [
     ("SET", b"with space", "tab\tand\nnewline"),
     ("INCRBY", "k", 10 ** 30),
     ("INCRBY", "k", -(2 ** 63)),
+    ("INCRBY", "k", -(2 ** 63) - 1),
+    ("INCRBY", "k", 2 ** 64 - 1),
+    ("INCRBY", "k", 2 ** 64),
     ("get", "k"),
     ("CLIENT SETNAME", "x"),        # a first argument of two words
     (b"CLIENT SETNAME", b"x"),
@@ -92,8 +95,10 @@ def test_the_common_arguments_skip_redis_pys_packer(monkeypatch) -> None:
     for args in (("GET", "k"), (b"SET", "k", b"v", "EX", 10), ("INCRBY", "n", -5)):
         pack(args)
     assert calls == []
-    pack(("SET", "k", 1.5))
-    assert calls == [("SET", "k", 1.5)]
+    # a float, and an int hiredis must never see (10**4300 crashes hiredis 3.5)
+    for args in (("SET", "k", 1.5), ("SET", "k", 10 ** 4300)):
+        pack(args)
+    assert calls == [("SET", "k", 1.5), ("SET", "k", 10 ** 4300)]
 
 
 def test_a_pipeline_packs_what_redis_py_would() -> None:
