@@ -518,11 +518,13 @@ def test_connect_to_a_port_out_of_range_stays_not_connected(srv: Server, history
     child = spawn(["-p", str(srv.port)], history, tool=REDIS_CLI if tool == "redis-cli"
                   else SHMCLI)
     child.expect_exact(f"127.0.0.1:{srv.port}>")
-    child.send("connect 127.0.0.1 99999\r")  # linenoise takes CR as Enter
-    child.expect_exact("Could not connect to Redis at 127.0.0.1:99999")
+    # 65536: redis-cli keeps 16 bits of it, port 0, which nothing can listen on
+    # (99999 wrapped to 34463, the test server's own port one day)
+    child.send("connect 127.0.0.1 65536\r")  # linenoise takes CR as Enter
+    child.expect_exact("Could not connect to Redis at 127.0.0.1:65536")
     child.expect_exact("not connected>")
     child.send("ping\r")
-    child.expect_exact("Could not connect to Redis at 127.0.0.1:99999")
+    child.expect_exact("Could not connect to Redis at 127.0.0.1:65536")
     child.expect_exact("not connected>")
     child.send(f"connect 127.0.0.1 {srv.port}\r")
     child.expect_exact(f"127.0.0.1:{srv.port}>")
