@@ -11,9 +11,9 @@ list of chunks to join), a sizeable share of a shared-memory GET.
 quick_packer() gives a connection a packer that hands the arguments to
 hiredis.pack_command in one call when every one is exactly str, int or
 bytes (no subclass: an IntEnum's encoding is its repr; ints within 64
-bits) and the first is a single word; hiredis encodes str as UTF-8, strictly, and
-int in decimal, which is what redis-py's do for a connection whose encoding
-is UTF-8 and strict.  Anything else (another encoding, a float, a
+bits) and the first is a single word; hiredis encodes str as UTF-8,
+strictly, and int in decimal, which is what redis-py's do for a connection
+whose encoding is UTF-8 and strict.  Anything else (another encoding, a float, a
 memoryview, an argument hiredis rejects, a packer that is not redis-py's)
 goes to the connection's own packer, which keeps redis-py's errors.
 tests/test_redis_py_pack.py compares the two byte for byte.

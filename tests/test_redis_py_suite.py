@@ -58,16 +58,17 @@ ASYNCIO_DIFFERENCES_ON_REDIS_7_0 = {  # the same test, with and without a pool
 }
 
 
-def cache() -> Path:
+def cache(name: str = "shmcli-redis-py") -> Path:
+    """~/.cache/<name> (XDG_CACHE_HOME's), made if missing: downloads, never committed."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    path = base / "shmcli-redis-py"
+    path = base / name
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def pip(*args: str) -> None:
     done = subprocess.run([sys.executable, "-m", "pip", "-q", "--disable-pip-version-check",
-                           *args], capture_output=True, text=True, timeout=300)
+                           *args], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"pip {' '.join(args)}:\n{done.stdout}{done.stderr}"
 
 

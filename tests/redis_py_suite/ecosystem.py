@@ -37,6 +37,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "tests"))
+
+import test_redis_py_suite as runs  # noqa: E402
+from test_redis_py_suite import pip  # noqa: E402
+
 from shmcli import module_path  # noqa: E402
 from shmcli.testing import Server  # noqa: E402
 
@@ -66,15 +71,7 @@ LIBRARIES = {
 
 
 def cache() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    path = base / "shmcli-eco"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def pip(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "-q", "--disable-pip-version-check", *args],
-                   check=True, timeout=600)
+    return runs.cache("shmcli-eco")
 
 
 def unpacked(library: Library) -> Path:
