@@ -225,33 +225,41 @@ class _ShmRouting(RouteState):
         return routes.pack_batch(self._pack, commands)
 
     def send_command(self, *args, **kwargs) -> None:
-        check_health = kwargs.get("check_health", True)
         try:
             route = routes.route_cache[args[0]]
         except (KeyError, TypeError, IndexError):
             route = routes.route(args[0]) if args else SOCKET
-        if route != SHM or not self._shm_usable():
-            self._note_socket_command(route, args)
-            self._send_socket(self.pack_command(*args), 1, check_health)
-            return
-        request = self._pack(args)
-        if (self._shm_sent or (check_health and self.health_check_interval)
+        shm = self._shm
+        if (route != SHM or shm is None or self._shm_sent
+                or self._socket_held or self._socket_unread or self._rebind_pending
+                or (self.health_check_interval and kwargs.get("check_health", True))
                 or time.monotonic() - self._socket_used > KEEPALIVE_AFTER):
-            self._send_shm([request], check_health)
+            self._send_command_otherwise(route, args, kwargs.get("check_health", True))
             return
+        # The common case, one request and nothing in flight or due, inline.
+        request = self._pack(args)
         lock = self._shm_lock  # acquire() and release(): half the cost of `with`
-        try:  # the common case: nothing in flight, nothing due
+        try:
             lock.acquire()
             try:
-                self._shm.send(request)
+                shm.send(request)
             finally:
                 lock.release()
-            self._sent((request,), len(request))
+            self._shm_sent.append(request)
+            self._shm_inflight = len(request)
+            self._shm_unread += 1
         except ChannelError as exc:
             raise self._send_failed(exc) from None
         except BaseException:  # Ctrl-C between sending and noting it: as redis-py's send
             self.disconnect()
             raise
+
+    def _send_command_otherwise(self, route: int, args: tuple, check_health: bool) -> None:
+        if route != SHM or not self._shm_usable():
+            self._note_socket_command(route, args)
+            self._send_socket(self.pack_command(*args), 1, check_health)
+        else:
+            self._send_shm([self._pack(args)], check_health)
 
     def send_packed_command(self, command, check_health: bool = True) -> None:
         if not isinstance(command, routes.Batch):  # packed by someone else: the socket's
@@ -382,13 +390,31 @@ class _ShmRouting(RouteState):
         reader = self._idle_hiredis()
         if reader is None:
             return
-        ready = self._ready
-        if not ready:
-            try:
-                self._fetch(everything=False)
-            except OSError as exc:
-                self._fetch_error = exc
+        ready, sent = self._ready, self._shm_sent
+        try:
+            if not ready and len(sent) == 1:  # the common case, without _fetch's loop
+                lock = self._shm_lock
+                try:
+                    lock.acquire()
+                    try:
+                        data = self._shm.recv()
+                    finally:
+                        lock.release()
+                except ChannelError as exc:
+                    self._fetch_failed(exc)
+                    return
+                request = sent.popleft()
+                self._shm_inflight = 0
+                if data.startswith(FALLBACK):
+                    self._refused(request)
+                else:
+                    reader.feed(data)
                 return
+            if not ready:
+                self._fetch(everything=False)
+        except OSError as exc:
+            self._fetch_error = exc
+            return
         while ready:
             reader.feed(ready.popleft())
 
@@ -469,15 +495,9 @@ class _ShmRouting(RouteState):
                         data, got, refused = self._shm.recv_many(len(sent), FALLBACK)
                 finally:
                     lock.release()
-            except ChannelTimeout:
-                raise TimeoutError("timed out") from None  # socket.timeout
-            except ChannelClosed:  # the server ended it: redis-py sees a closed connection
-                sent.clear()
-                self._drop_session()
-                self._session_ended = True
-                return
             except ChannelError as exc:
-                raise ConnectionResetError(str(exc)) from None
+                self._fetch_failed(exc)
+                return
             if got:
                 self._ready.append(data)
             if got == len(sent):
@@ -492,6 +512,18 @@ class _ShmRouting(RouteState):
                 self._refused(request)
             if got and not everything:
                 return
+
+    def _fetch_failed(self, exc: ChannelError) -> None:
+        """A fetch failed: raises the socket's error for it, or, when the
+        server ended the session, returns with it closed (redis-py then
+        sees a closed connection)."""
+        if isinstance(exc, ChannelTimeout):
+            raise TimeoutError("timed out") from None  # socket.timeout
+        if not isinstance(exc, ChannelClosed):
+            raise ConnectionResetError(str(exc)) from None
+        self._shm_sent.clear()
+        self._drop_session()
+        self._session_ended = True
 
     def _settle(self) -> None:
         """Fetch every reply the session owes, before the socket is used."""

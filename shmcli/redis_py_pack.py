@@ -32,15 +32,16 @@ except ImportError:  # redis-py without hiredis: its own packer does it all
     _hiredis_pack = None
 
 _PLAIN = frozenset((str, int, bytes))
+_STR_BYTES = frozenset((str, bytes))
 # redis-py's packer classes (the names exist from 5.0 on).
 _REDIS_PY_PACKERS = tuple(
     cls for cls in (getattr(_redis_connection, "HiredisRespSerializer", None),
                     getattr(_redis_connection, "PythonRespSerializer", None))
     if cls is not None)
-# First arguments ("GET", b"SET") as their one packed word; None for those of
-# several words ("CLIENT ID", which redis-py splits) or none.
-_WORDS: dict[object, bytes | None] = {}
-_WORDS_MAX = 4096   # first arguments remembered, each at most _WORD_MAX long
+# First arguments ("GET", b"SET"): whether redis-py packs them as they are
+# (not "CLIENT ID", which it splits into two).
+_AS_IS: dict[object, bool] = {}
+_AS_IS_MAX = 4096   # first arguments remembered, each at most _WORD_MAX long
 _WORD_MAX = 64
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1
 
@@ -60,13 +61,13 @@ def quick_packer(connection) -> Packer:
 
     def pack(args: tuple) -> bytes:
         try:
-            word = _WORDS[args[0]]
+            as_is = _AS_IS[args[0]]
         except (KeyError, TypeError):
-            word = _learn_word(args[0])
-        types = set(map(type, args))
-        if word is not None and types <= _PLAIN and (int not in types or _small_ints(args)):
+            as_is = _learn(args[0])
+        if as_is and (_STR_BYTES.issuperset(map(type, args))
+                      or _PLAIN.issuperset(map(type, args)) and _small_ints(args)):
             try:
-                return _hiredis_pack((word,) + args[1:])
+                return _hiredis_pack(args)
             except (TypeError, ValueError):  # redis-py's packer says what is wrong
                 pass
         return packed_by_redis_py(args)
@@ -95,21 +96,19 @@ def _packs_like_hiredis(connection) -> bool:
     return utf8 and encoder.encoding_errors == "strict"
 
 
-def _learn_word(first: object) -> bytes | None:
-    """`first` as one packed word; None when it is not exactly one word of
-    str or bytes.  Remembered, for up to _WORDS_MAX first arguments."""
-    word = None
+def _learn(first: object) -> bool:
+    """Whether redis-py packs `first` as it is: one word of str or bytes that
+    its splitting leaves alone (no whitespace; "CLIENT ID" becomes two
+    arguments).  Remembered, for up to _AS_IS_MAX first arguments."""
     if type(first) is str:
         try:
-            words = first.encode().split()
+            as_is = first.encode().split() == [first.encode()]
         except UnicodeEncodeError:
-            words = []
+            as_is = False
     elif type(first) is bytes:
-        words = first.split() if b" " in first else [first]
+        as_is = b" " not in first  # redis-py splits bytes only at a space
     else:
-        return None
-    if len(words) == 1:
-        word = words[0]
-    if len(_WORDS) < _WORDS_MAX and len(first) <= _WORD_MAX:
-        _WORDS[first] = word
-    return word
+        return False
+    if len(_AS_IS) < _AS_IS_MAX and len(first) <= _WORD_MAX:
+        _AS_IS[first] = as_is
+    return as_is

@@ -187,12 +187,12 @@ class RouteState:
         self._in_transaction = False  # MULTI or WATCH: the socket's client holds it
         self._pinned = False          # subscriber, MONITOR, tracking: socket until closed
         self._asking = False          # ASKING was sent: the next command is the socket's
+        self._socket_held = False     # any of the three above (one test per command)
         self._socket_unread = 0       # replies the socket owes redis-py's reads
 
     def _socket_only_now(self) -> bool:
         """Whether the next command must use the socket whatever it is."""
-        return bool(self._pinned or self._in_transaction or self._socket_unread
-                    or self._asking)
+        return bool(self._socket_held or self._socket_unread)
 
     def _note_socket_command(self, found: int, args: tuple) -> None:
         """A command of route `found` goes over the socket: what it changes."""
@@ -209,6 +209,7 @@ class RouteState:
             words = _words(args)
             if len(words) > 1 and words[1] in ("tracking", "reply"):
                 self._pinned = True
+        self._socket_held = self._in_transaction or self._pinned or self._asking
 
 
 def _forget_sessions_in_child() -> None:

@@ -124,6 +124,21 @@ def test_a_refused_command_and_the_rest_of_its_batch_go_over_the_socket(server: 
     assert transport_of(shm) == "shm"
 
 
+def test_a_refused_single_command_goes_over_the_socket(server: Server) -> None:
+    script = "return {redis.call('INCR', KEYS[1]), 'done'}"  # scripts run on the socket
+    replies = {}
+    for cls in (redis.Redis, redis_py.Redis):
+        client = cls(unix_socket_path=server.unix_socket)
+        client.set("a", 1)
+        before = shm_info(server)["shm_refused"]
+        replies[cls] = [client.eval(script, 1, "a"), client.incr("a"),
+                        shm_info(server)["shm_refused"] - before]
+    assert replies[redis.Redis] == [[2, b"done"], 3, 0]
+    assert replies[redis_py.Redis][:2] == [[2, b"done"], 3]
+    assert replies[redis_py.Redis][2] == 1
+    assert transport_of(client) == "shm"
+
+
 def test_transactions_and_watch_behave_as_over_the_socket(server: Server) -> None:
     shm = redis_py.Redis(unix_socket_path=server.unix_socket)
     other = redis.Redis(unix_socket_path=server.unix_socket)

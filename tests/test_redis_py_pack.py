@@ -42,6 +42,9 @@ ARGUMENTS = [
     (b"GET\tX", b"k"),              # bytes are split on spaces only
     (" GET ", "k"),
     ("", "k"),                      # no word at all
+    (b"", "k"),
+    ("GET\u00a0", "k"),              # not a space to bytes.split()
+    ("ÿ", "k"),
     ("GET",),
     ("SET", "k", 1.5),              # floats: redis-py's own packer
     ("SET", "k", 0.1), ("SET", "k", 1e100), ("SET", "k", float("nan")),
