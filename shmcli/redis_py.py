@@ -419,8 +419,11 @@ class _ShmRouting(RouteState):
             reader.feed(ready.popleft())
 
     def read_response(self, *args, **kwargs):
-        # Replies come in order: the session's first, then the socket's.
-        if self._ready or self._shm_sent:
+        # Replies come in order: the session's first, then the socket's.  The
+        # next one is to be fetched when the session owes all those unread
+        # (else it was fetched with the ones before: a pipeline's).
+        sent = self._shm_sent
+        if self._ready or (sent and self._shm_unread <= len(sent)):
             try:
                 self._feed_hiredis()
             except BaseException:  # Ctrl-C in the wait: as redis-py's own read does (its #1128)

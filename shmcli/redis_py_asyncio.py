@@ -16,10 +16,11 @@ What differs is the waiting, since an event loop must never block.  Nothing
 here spins or sleeps in C: replies are read without waiting, and are fed
 into the connection's own StreamReader, from which redis-py's parser (and
 its timeouts) reads them as if the socket had carried them.  While replies
-are owed, a pump callback looks for them: for a few tens of µs on each turn
-of the loop (other tasks run in between), then it arms the session's
-wake-up, and the server sends one byte on the session's socket with the next
-reply (loop.add_reader).
+are owed, a pump looks for them: when redis-py starts reading (a fast
+server's reply is often there already, and then redis-py's read needs no
+turn of the loop), then for a few tens of µs on each turn of the loop (other
+tasks run in between), then it arms the session's wake-up, and the server
+sends one byte on the session's socket with the next reply (loop.add_reader).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class _AsyncShmRouting(RouteState):
         self._capacity = 0            # bytes in flight the request ring always has room for
         self._shm_unread = 0          # replies fed or owed that redis-py has not read
         self._refusing: list[bytes] = []  # refused requests, for the socket
-        self._pump_due = False        # a pump callback is scheduled
+        self._pump_handle: asyncio.Handle | None = None  # the pump's scheduled call
         self._armed_fd = -1           # the session socket the loop watches, or -1
         self._armed_loop: asyncio.AbstractEventLoop | None = None
         self._looking_since = 0.0
@@ -261,12 +262,11 @@ class _AsyncShmRouting(RouteState):
     # ---- the pump: replies into the stream, never waiting ----
 
     def _schedule_pump(self) -> None:
-        if not self._pump_due and self._armed_fd < 0:
-            self._pump_due = True
-            asyncio.get_running_loop().call_soon(self._pump)
+        if self._pump_handle is None and self._armed_fd < 0:
+            self._pump_handle = asyncio.get_running_loop().call_soon(self._pump)
 
     def _pump(self) -> None:
-        self._pump_due = False
+        self._pump_handle = None
         shm, stream = self._shm, self._reader
         if shm is None or stream is None or getattr(stream, "_eof", False):
             return  # disconnected, or the socket closed: the parser reports that
@@ -362,6 +362,10 @@ class _AsyncShmRouting(RouteState):
 
     async def read_response(self, *args, **kwargs):
         # Replies come in order: the session's first, then the socket's.
+        pump = self._pump_handle
+        if pump is not None:  # look for owed replies now, not a turn of the loop later
+            pump.cancel()
+            self._pump()
         try:
             response = await super().read_response(*args, **kwargs)
         except ResponseError:
