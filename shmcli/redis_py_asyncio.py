@@ -156,7 +156,18 @@ class _AsyncShmRouting(RouteState):
 
     async def send_command(self, *args, **kwargs) -> None:
         check_health = kwargs.get("check_health", True)
-        route = routes.route(args[0]) if args else SOCKET
+        try:
+            route = routes.route_cache[args[0]]
+        except (KeyError, TypeError, IndexError):
+            route = routes.route(args[0]) if args else SOCKET
+        if route == SHM and self._shm_free_now(check_health):
+            request = self._pack(args)  # the common case, without awaiting anything
+            size = len(request) + _RECORD_COST
+            if size <= self._capacity - self._owed_bytes:
+                failure = self._put([request], size, look_now=False)  # redis-py reads next
+                if failure is not None:
+                    await self._write_failed(failure)
+                return
         if route != SHM:
             self._note_socket_command(route, args)
             await self._send_socket(self.pack_command(*args), 1, check_health)
@@ -186,6 +197,15 @@ class _AsyncShmRouting(RouteState):
             for route, args in zip(command.routes[at:], command.args[at:], strict=True):
                 self._note_socket_command(route, args)
             await self._send_socket([b"".join(command[at:])], len(command) - at, check_health)
+
+    def _shm_free_now(self, check_health: bool) -> bool:
+        """Whether the session may take a request with nothing to await
+        first: connected, nothing holding the socket, no health check and
+        no keep-alive due (_shm_usable does those)."""
+        return (self._shm is not None and self.is_connected
+                and not (self._socket_held or self._socket_unread or self._rebind_pending)
+                and not (check_health and self.health_check_interval)
+                and time.monotonic() - self._socket_used <= KEEPALIVE_AFTER)
 
     async def _shm_usable(self, check_health: bool) -> bool:
         """Connected, health-checked, and free to use the session now."""
@@ -230,21 +250,34 @@ class _AsyncShmRouting(RouteState):
                 if self._shm is None:
                     raise RedisConnectionError("Connection closed by server.")
                 continue
-            chunk = requests[start:end]
-            try:
-                if len(chunk) == 1:
-                    self._shm.send(chunk[0])
-                else:
-                    self._shm.send_batch(chunk)
-            except ChannelError as exc:
-                await self.disconnect(nowait=True)
-                raise RedisConnectionError(f"Error while writing to socket. {exc}.") from None
-            self._owed.extend(chunk)
-            self._owed_bytes += size
-            self._shm_unread += len(chunk)
-            self._looking_since = time.perf_counter()
-            self._schedule_pump()
+            failure = self._put(requests[start:end], size)
+            if failure is not None:
+                await self._write_failed(failure)
             start = end
+
+    def _put(self, chunk: list[bytes], size: int, look_now: bool = True) -> ChannelError | None:
+        """Send `chunk` (`size` bytes of the ring, which has room for them)
+        with one doorbell; their replies are owed, and looked for from the
+        loop's next turn on (look_now), or once redis-py starts reading.
+        The error, if it failed."""
+        try:
+            if len(chunk) == 1:
+                self._shm.send(chunk[0])
+            else:
+                self._shm.send_batch(chunk)
+        except ChannelError as exc:
+            return exc
+        self._owed.extend(chunk)
+        self._owed_bytes += size
+        self._shm_unread += len(chunk)
+        self._looking_since = time.perf_counter()
+        if look_now:
+            self._schedule_pump()
+        return None
+
+    async def _write_failed(self, exc: ChannelError) -> None:
+        await self.disconnect(nowait=True)
+        raise RedisConnectionError(f"Error while writing to socket. {exc}.") from None
 
     async def _settle(self) -> None:
         """Wait until every reply the session owes is fed to the stream."""
@@ -362,9 +395,10 @@ class _AsyncShmRouting(RouteState):
 
     async def read_response(self, *args, **kwargs):
         # Replies come in order: the session's first, then the socket's.
-        pump = self._pump_handle
-        if pump is not None:  # look for owed replies now, not a turn of the loop later
-            pump.cancel()
+        if self._owed and self._armed_fd < 0:  # look for owed replies now, not a turn later
+            pump = self._pump_handle
+            if pump is not None:
+                pump.cancel()
             self._pump()
         try:
             response = await super().read_response(*args, **kwargs)

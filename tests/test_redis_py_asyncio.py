@@ -165,6 +165,31 @@ def test_the_event_loop_runs_while_a_reply_is_awaited(server: Server) -> None:
     asyncio.run(run())
 
 
+def test_a_command_cancelled_in_its_wait_leaves_no_reply_behind(server: Server) -> None:
+    """A task cancelled while its GET waits behind a busy server: the next
+    command on the same client gets its own reply, as over the socket."""
+    async def run() -> list:
+        outcomes = []
+        for client in pair(server, single_connection_client=True):
+            await client.set("k", "v")
+            await client.set("other", "o")
+            busy = busy_server(server, 0.3)
+            await asyncio.sleep(0.05)  # the server runs the script now
+            waiting = asyncio.create_task(client.get("k"))
+            await asyncio.sleep(0.05)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            assert busy.recv(64) == b":1\r\n"
+            busy.close()
+            outcomes.append([await client.get("other"), await client.get("k")])
+            await client.aclose()
+        return outcomes
+
+    plain, shm = asyncio.run(run())
+    assert plain == [b"o", b"v"] and shm == plain
+
+
 def test_many_tasks_share_a_pool(server: Server) -> None:
     async def run() -> None:
         shm = redis_py_asyncio.Redis(unix_socket_path=server.unix_socket)
