@@ -418,7 +418,7 @@ class _ShmRouting(RouteState):
         while ready:
             reader.feed(ready.popleft())
 
-    def read_response(self, *args, **kwargs):
+    def read_response(self, disable_decoding=False, **kwargs):
         # Replies come in order: the session's first, then the socket's.  The
         # next one is to be fetched when the session owes all those unread
         # (else it was fetched with the ones before: a pipeline's).
@@ -430,8 +430,11 @@ class _ShmRouting(RouteState):
                 if kwargs.get("disconnect_on_error", True):
                     self.disconnect()
                 raise
-        try:
-            response = _read_response(self, *args, **kwargs)
+        try:  # (forwarding **kwargs costs 0.2 µs a reply: only when there are any)
+            if kwargs:
+                response = _read_response(self, disable_decoding, **kwargs)
+            else:
+                response = _read_response(self, disable_decoding)
         except ResponseError:
             if self._shm_unread:
                 self._shm_unread -= 1

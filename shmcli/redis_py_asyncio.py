@@ -393,15 +393,18 @@ class _AsyncShmRouting(RouteState):
 
     # ---- reading ----
 
-    async def read_response(self, *args, **kwargs):
+    async def read_response(self, disable_decoding=False, **kwargs):
         # Replies come in order: the session's first, then the socket's.
         if self._owed and self._armed_fd < 0:  # look for owed replies now, not a turn later
             pump = self._pump_handle
             if pump is not None:
                 pump.cancel()
             self._pump()
-        try:
-            response = await super().read_response(*args, **kwargs)
+        try:  # (forwarding **kwargs costs 0.2 µs a reply: only when there are any)
+            if kwargs:
+                response = await super().read_response(disable_decoding, **kwargs)
+            else:
+                response = await super().read_response(disable_decoding)
         except ResponseError:
             self._count_read()
             raise
