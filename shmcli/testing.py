@@ -246,6 +246,29 @@ class Server:
             self.process.kill()
             self.process.wait()
 
+    def freeze(self, timeout: float = 5.0) -> None:
+        """SIGSTOP, and wait until every thread has stopped: kill() returns
+        before the stop takes effect, and a fast-path worker spinning on the
+        other CPU could still serve a request in between."""
+        self.process.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + timeout
+        while not all(state == "T" for state in self._thread_states()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.key}: threads still running after SIGSTOP")
+            time.sleep(0.001)
+
+    def thaw(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+    def _thread_states(self) -> list[str]:
+        states = []
+        for stat in Path(f"/proc/{self.process.pid}/task").glob("*/stat"):
+            try:  # "tid (comm) S ...": the state follows the last ")"
+                states.append(stat.read_text().rsplit(")", 1)[1].split()[0])
+            except (OSError, IndexError):  # the thread ended meanwhile
+                pass
+        return states
+
     def restart(self) -> Server:
         self.stop()
         return self.start()

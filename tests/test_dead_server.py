@@ -35,7 +35,7 @@ def test_server_killed_while_a_reply_is_awaited(make_server) -> None:
     conn = srv.connect(shm="require", timeout=None)
     conn.execute("SET", "k", "v")
     # Freeze the server so the next request waits, then kill it mid-wait.
-    srv.process.send_signal(signal.SIGSTOP)
+    srv.freeze()
     errors: list[BaseException] = []
 
     def request() -> None:
@@ -58,13 +58,13 @@ def test_frozen_server_hits_the_timeout(make_server) -> None:
     srv = make_server("redis")
     conn = srv.connect(shm="require", timeout=0.5)
     assert conn.execute("PING").text == b"PONG"
-    srv.process.send_signal(signal.SIGSTOP)
+    srv.freeze()
     try:
         with pytest.raises(ChannelTimeout):
             conn.execute("PING")
         assert not conn.connected  # a late reply must not be taken for the next one
     finally:
-        srv.process.send_signal(signal.SIGCONT)
+        srv.thaw()
 
 
 def test_cli_reports_an_unreachable_server(make_server) -> None:

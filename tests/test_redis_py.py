@@ -299,11 +299,11 @@ def test_a_reply_the_session_owes_times_out_as_redis_pys(make_server, mode: str)
         client = cls(unix_socket_path=srv.unix_socket, socket_timeout=0.2,
                      retry=Retry(NoBackoff(), 0))
         client.set("k", "v")
-        srv.process.send_signal(signal.SIGSTOP)
+        srv.freeze()
         try:
             outcomes.append(outcome(lambda c=client: c.get("k")))
         finally:
-            srv.process.send_signal(signal.SIGCONT)
+            srv.thaw()
         assert client.get("k") == b"v"
         assert transport_of(client) == ("shm" if cls is redis_py.Redis else "socket")
         client.close()
@@ -328,14 +328,14 @@ def test_an_interrupted_wait_for_a_reply_leaves_the_connection_closed(make_serve
         raise Interrupted
 
     previous = signal.signal(signal.SIGUSR1, interrupt)
-    srv.process.send_signal(signal.SIGSTOP)  # the GET waits for its reply
+    srv.freeze()  # the GET waits for its reply
     threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGUSR1)).start()
-    threading.Timer(0.4, srv.process.send_signal, (signal.SIGCONT,)).start()
+    threading.Timer(0.4, srv.thaw).start()
     try:
         with pytest.raises(Interrupted):  # raised once the wait returns with the reply
             client.get("k")
     finally:
-        srv.process.send_signal(signal.SIGCONT)
+        srv.thaw()
         signal.signal(signal.SIGUSR1, previous)
     started = time.monotonic()
     assert client.get("other") == b"o"
