@@ -34,12 +34,16 @@ async def outcome(awaitable):
         return seen(exc)
 
 
+async def borrow(pool: redis.asyncio.ConnectionPool):
+    try:
+        return await pool.get_connection()
+    except TypeError:  # redis-py < 5.3 needs a command name
+        return await pool.get_connection("PING")
+
+
 async def transport_of(client: redis.asyncio.Redis) -> str:
     pool = client.connection_pool
-    try:
-        connection = await pool.get_connection()
-    except TypeError:  # redis-py < 5.3 needs a command name
-        connection = await pool.get_connection("PING")
+    connection = await borrow(pool)
     try:
         return connection.transport
     finally:
@@ -98,6 +102,41 @@ def test_pipelines_match_and_go_in_one_batch(server: Server) -> None:
                 pipe.set("t", 1).incr("t").lpush("t", 1).get("t")
                 results[client] = await outcome(pipe.execute())
         assert results[shm] == results[plain]
+        await plain.aclose()
+        await shm.aclose()
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_a_reply_in_hand_is_handed_over_as_redis_asyncio_would(server: Server,
+                                                                protocol: int) -> None:
+    """A reply already there when redis-py starts reading is parsed without
+    redis-py's read (and its timeout); what that read does with a reply
+    still happens: raw replies stay raw, errors raise and leave the
+    connection usable, and the health check's clock is reset."""
+    async def read_in_hand(client: redis.asyncio.Redis, *args, **read_options):
+        pool = client.connection_pool
+        connection = await borrow(pool)
+        try:
+            await connection.send_command(*args)
+            await asyncio.sleep(0.05)  # the reply is there before the read starts
+            connection.next_health_check = -1
+            started = asyncio.get_running_loop().time()
+            result = await outcome(connection.read_response(**read_options))
+            assert connection.next_health_check >= started + 1.0
+            return result, getattr(connection, "transport", "socket")
+        finally:
+            await pool.release(connection)
+
+    async def run() -> None:
+        plain, shm = pair(server, protocol=protocol, decode_responses=True,
+                          health_check_interval=1.0)
+        await plain.set("k", "v")
+        for args, options in ((("GET", "k"), {}), (("DUMP", "k"), {"disable_decoding": True}),
+                              (("LPUSH", "k", 1), {}), (("GET", "k"), {})):
+            seen_plain, _ = await read_in_hand(plain, *args, **options)
+            seen_shm, transport = await read_in_hand(shm, *args, **options)
+            assert seen_shm == seen_plain and transport == "shm", args
         await plain.aclose()
         await shm.aclose()
     asyncio.run(run())
