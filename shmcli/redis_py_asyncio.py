@@ -59,6 +59,9 @@ try:  # what read_response needs to hand over a reply already in hand itself
 except ImportError:
     _AsyncHiredisParser = None
 
+# Replies that are neither a push nor a connection error, by their type alone.
+_PLAIN_REPLIES = frozenset((bytes, str, int, float, bool, type(None)))
+
 # How long the pump looks for a reply on each turn of the loop before it
 # arms the wake-up (which costs the server a send and us a loop wake-up).
 LOOK_FOR = 50e-6
@@ -424,12 +427,12 @@ class _AsyncShmRouting(RouteState):
                 await self.disconnect(nowait=True)  # a reply hiredis cannot parse
                 raise
             if response is not _NOT_ENOUGH_DATA:  # what redis-py's read_response does with it
-                if self._pushed_or_failed(response):
+                if type(response) not in _PLAIN_REPLIES and self._pushed_or_failed(response):
                     return await self._read_past(response, disable_decoding)
                 if self.health_check_interval:
                     self.next_health_check = (asyncio.get_running_loop().time()
                                               + self.health_check_interval)
-                self._count_read()
+                self._shm_unread -= 1  # a session's reply (the socket's come after them)
                 if isinstance(response, ResponseError):
                     raise response from None
                 return response
