@@ -2,7 +2,8 @@
 less time for the common arguments.
 
 redis-py's packers (its hiredis one and its Python one, in every version
-from 5) turn a command into RESP the same way: a first argument of several
+from 5, and redis.asyncio 5.0's Connection.pack_command) turn a command into
+RESP the same way: a first argument of several
 words becomes several arguments, str is encoded with the connection's
 encoding, int is written in decimal, bytes go as they are.  Around that they
 spend about 2 µs of Python per command (generators, isinstance chains, a
@@ -23,6 +24,7 @@ tests/test_redis_py_pack.py compares the two byte for byte.
 from __future__ import annotations
 
 import codecs
+import sys
 from collections.abc import Callable
 
 from redis import connection as _redis_connection
@@ -86,7 +88,8 @@ def _packs_like_hiredis(connection) -> bool:
     """Whether hiredis.pack_command gives `connection`'s packer's bytes for
     plain str, int and bytes arguments."""
     packer = getattr(connection, "_command_packer", None)
-    if _hiredis_pack is None or type(packer) not in _REDIS_PY_PACKERS:
+    if _hiredis_pack is None or (type(packer) not in _REDIS_PY_PACKERS
+                                 and not _packs_in_python(connection)):
         return False
     encoder = connection.encoder
     try:
@@ -94,6 +97,15 @@ def _packs_like_hiredis(connection) -> bool:
     except LookupError:
         return False
     return utf8 and encoder.encoding_errors == "strict"
+
+
+def _packs_in_python(connection) -> bool:
+    """Whether `connection` is redis.asyncio's without a packer object (5.0
+    has none there), whose own pack_command is redis-py's Python packer."""
+    asyncio_connection = sys.modules.get("redis.asyncio.connection")
+    return (asyncio_connection is not None
+            and getattr(connection, "_command_packer", None) is None
+            and type(connection).pack_command is asyncio_connection.AbstractConnection.pack_command)
 
 
 def _learn(first: object) -> bool:

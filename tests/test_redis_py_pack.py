@@ -87,11 +87,12 @@ def test_requests_are_the_bytes_redis_py_packs(kind: str, encoding: str, errors:
         assert packed_or_error(pack, args) == expected, args  # and when remembered
 
 
-def test_the_common_arguments_skip_redis_pys_packer(monkeypatch) -> None:
+@pytest.mark.parametrize("kind", list(CLASSES))
+def test_the_common_arguments_skip_redis_pys_packer(monkeypatch, kind: str) -> None:
     """Where hiredis is there and the encoding is UTF-8, plain str, int and
     bytes never reach redis-py's packer (else this module saves nothing)."""
     pytest.importorskip("hiredis")
-    connection = redis_py.ShmUnixConnection(path="/nowhere")
+    connection = CLASSES[kind](path="/nowhere")
     calls = []
     monkeypatch.setattr(connection, "pack_command", lambda *a: calls.append(a) or [b""])
     pack = quick_packer(connection)
