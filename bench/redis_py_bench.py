@@ -6,6 +6,7 @@ Workloads, each timed per operation (p50 and p99 of every sample):
   pipeline    a non-transactional pipeline of 100 INCRs
   web         one "request" of a small web app: HGETALL + INCR + EXPIRE
   asyncio get GET back to back with redis.asyncio (shmcli.redis_py_asyncio)
+  asyncio pipeline  the pipeline of 100 INCRs with redis.asyncio
 and, on the module's defaults, pipelines of 1 to 1,000 INCRs (where the one
 wake-up shared memory saves stops paying for its per-command cost); and the
 floors: a GET with a free transport, through redis-py over a socket that
@@ -40,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from shmcli import redis_py  # noqa: E402
 from shmcli.testing import Server  # noqa: E402
 
-WORKLOADS = ("get", "set", "pipeline", "web", "asyncio get")
+WORKLOADS = ("get", "set", "pipeline", "web", "asyncio get", "asyncio pipeline")
 # (label, shm.exec-mode, other module configs): the defaults; the main thread
 # polling 100 µs after each request instead of 20 (redis-py's gap between a
 # reply and its next request is longer than 20 µs); the fast path.
@@ -234,8 +235,21 @@ def server_counters(server: Server, since: dict | None = None) -> dict:
     return {name: now[name] - since[name] for name in now} if since else now
 
 
-def measure_asyncio(server: Server, rounds: int, block: int) -> dict:
-    """"asyncio get": redis.asyncio's GET over its socket and over
+def asyncio_operation(client, workload: str):
+    """An async callable doing one operation of `workload`."""
+    if workload == "asyncio get":
+        return lambda: client.get("k")
+
+    async def pipeline():
+        async with client.pipeline(transaction=False) as pipe:
+            for _ in range(100):
+                pipe.incr("n")
+            return await pipe.execute()
+    return pipeline
+
+
+def measure_asyncio(server: Server, workload: str, rounds: int, block: int) -> dict:
+    """An asyncio workload with redis.asyncio over its socket and with
     shmcli.redis_py_asyncio, in turns within one event loop."""
     import asyncio
 
@@ -248,13 +262,15 @@ def measure_asyncio(server: Server, rounds: int, block: int) -> dict:
                    "shm": redis_py_asyncio.Redis(unix_socket_path=server.unix_socket)}
         samples: dict[str, list[int]] = {name: [] for name in clients}
         await clients["shm"].set("k", "v" * 32)
+        operations = {name: asyncio_operation(client, workload)
+                      for name, client in clients.items()}
         clock = time.perf_counter_ns
         for turn in range(rounds + 1):  # the first turn warms up
-            for name, client in clients.items():
+            for name, op in operations.items():
                 out = samples[name] if turn else []
                 for _ in range(block):
                     start = clock()
-                    await client.get("k")
+                    await op()
                     out.append(clock() - start)
         pool = clients["shm"].connection_pool
         try:
@@ -280,11 +296,11 @@ def chart(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     modes = list(results["modes"])
-    fig, axes = plt.subplots(1, len(WORKLOADS), figsize=(13, 3.4))
+    fig, axes = plt.subplots(1, len(WORKLOADS), figsize=(15, 3.4))
     for ax, workload in zip(axes, WORKLOADS, strict=True):
         for offset, (transport, colour, label) in enumerate(
-                (("socket", "#999999", "redis-py, unix socket + hiredis"),
-                 ("shm", "#2a7ab0", "redis-py, shmcli.redis_py"))):
+                (("socket", "#999999", "redis-py (redis.asyncio), unix socket + hiredis"),
+                 ("shm", "#2a7ab0", "redis-py, shmcli.redis_py (redis_py_asyncio)"))):
             values = [results["modes"][mode][workload][transport]["p50_us"] for mode in modes]
             ax.bar([i + (offset - 0.5) * 0.4 for i in range(len(modes))], values, width=0.4,
                    color=colour, label=label)
@@ -320,19 +336,19 @@ def main() -> None:
             results["server"] = server.key
             rows = results["modes"][mode] = {}
             for workload in WORKLOADS:
-                if workload == "asyncio get":
-                    rows[workload] = measure_asyncio(server, rounds, block)
+                blocks = block // 20 if workload.endswith("pipeline") else block
+                if workload.startswith("asyncio"):
+                    rows[workload] = measure_asyncio(server, workload, rounds, blocks)
                 else:
-                    blocks = block // 20 if workload == "pipeline" else block
                     rows[workload] = measure(server, workload, rounds, blocks)
                 row = rows[workload]
-                print(f"{mode:<13} {workload:<9} unix p50 {row['socket']['p50_us']:8.1f} µs"
+                print(f"{mode:<13} {workload:<16} unix p50 {row['socket']['p50_us']:8.1f} µs"
                       f"  shm p50 {row['shm']['p50_us']:8.1f} µs"
                       f"  ({row['speedup_p50']:.2f}x)   p99 {row['socket']['p99_us']:.1f}"
                       f" / {row['shm']['p99_us']:.1f} µs", flush=True)
                 per_op = row["shm"].get("server_per_op", {})
                 if per_op:
-                    print(" " * 23 + "shm, per operation on the server: " + ", ".join(
+                    print(" " * 30 + "shm, per operation on the server: " + ", ".join(
                         f"{name[4:]} {count}" for name, count in per_op.items()))
         finally:
             server.cleanup()
