@@ -59,9 +59,6 @@ try:  # what read_response needs to hand over a reply already in hand itself
 except ImportError:
     _AsyncHiredisParser = None
 
-# Replies that are neither a push nor a connection error, by their type alone.
-_PLAIN_REPLIES = frozenset((bytes, str, int, float, bool, type(None)))
-
 # How long the pump looks for a reply on each turn of the loop before it
 # arms the wake-up (which costs the server a send and us a loop wake-up).
 LOOK_FOR = 50e-6
@@ -427,7 +424,8 @@ class _AsyncShmRouting(RouteState):
                 await self.disconnect(nowait=True)  # a reply hiredis cannot parse
                 raise
             if response is not _NOT_ENOUGH_DATA:  # what redis-py's read_response does with it
-                if type(response) not in _PLAIN_REPLIES and self._pushed_or_failed(response):
+                if type(response) not in routes.PLAIN_REPLIES and (
+                        routes.push_or_connection_error(self._parser, response)):
                     return await self._read_past(response, disable_decoding)
                 if self.health_check_interval:
                     self.next_health_check = (asyncio.get_running_loop().time()
@@ -460,25 +458,14 @@ class _AsyncShmRouting(RouteState):
             return None
         return parser._reader
 
-    def _pushed_or_failed(self, response) -> bool:
-        """Whether a reply parsed in read_response is a RESP3 push or a
-        connection error, which redis-py's own read handles otherwise."""
-        return self._is_push(response) or isinstance(response, RedisConnectionError) or (
-            isinstance(response, list) and bool(response)
-            and isinstance(response[0], RedisConnectionError))
-
-    def _is_push(self, response) -> bool:
-        push = getattr(self._parser, "_hiredis_PushNotificationType", None)
-        return push is not None and isinstance(response, push)
-
     async def _read_past(self, response, disable_decoding: bool):
         """What redis-py's own read does with a push (hands it over and
         reads on) or a connection error (disconnects and raises it)."""
-        if self._is_push(response):
+        if routes.is_push(self._parser, response):
             await self._parser.handle_push_response(response)
             return await self.read_response(disable_decoding)
         await self.disconnect(nowait=True)
-        raise response if isinstance(response, RedisConnectionError) else response[0]
+        raise routes.connection_error_in(response)
 
     def _count_read(self) -> None:
         if self._shm_unread:

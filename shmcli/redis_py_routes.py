@@ -1,14 +1,17 @@
 """What shmcli.redis_py and shmcli.redis_py_asyncio share: which of redis-py's
 commands go through the shared-memory session and which keep to the
 connection's socket (the rules are in shmcli/redis_py.py's docstring and
-docs/redis-py.md), the reading of the module probe, the pipeline batch, and
-the fork hook.
+docs/redis-py.md), the reading of the module probe, the pipeline batch, the
+kinds of reply a read in hand must leave to redis-py's ways, and the fork
+hook.
 """
 
 from __future__ import annotations
 
 import os
 import weakref
+
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from .resp import NOT_ENOUGH, ProtocolError, Reader
 
@@ -47,6 +50,32 @@ route_cache: dict[object, int] = {}
 logged_without_module: set[str] = set()
 # Connections with a session, forgotten in a forked child (below).
 live: weakref.WeakSet = weakref.WeakSet()
+
+
+# Replies that are neither a push nor a connection error, by their type alone.
+PLAIN_REPLIES = frozenset((bytes, str, int, float, bool, type(None)))
+
+
+def is_push(parser, response) -> bool:
+    """Whether `response`, from redis-py's hiredis `parser`, is a RESP3 push."""
+    push = getattr(parser, "_hiredis_PushNotificationType", None)
+    return push is not None and isinstance(response, push)
+
+
+def push_or_connection_error(parser, response) -> bool:
+    """Whether redis-py's read handles `response` apart from other replies:
+    a push is handed to the push handler, a connection error disconnects."""
+    return is_push(parser, response) or connection_error_in(response) is not None
+
+
+def connection_error_in(response) -> RedisConnectionError | None:
+    """The connection error redis-py's parser raises for `response` (an
+    error reply such as -LOADING, or a list led by one), if any."""
+    if isinstance(response, RedisConnectionError):
+        return response
+    if isinstance(response, list) and response and isinstance(response[0], RedisConnectionError):
+        return response[0]
+    return None
 
 
 def route(first: object) -> int:

@@ -111,6 +111,36 @@ def test_a_pipeline_goes_through_shared_memory_in_one_batch(server: Server) -> N
     assert plain_shm == 0 and shm_count == 103
 
 
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_a_reply_in_hand_is_handed_over_as_redis_py_would(server: Server,
+                                                           protocol: int) -> None:
+    """Replies hiredis already holds are taken without redis-py's read; what
+    that read does with a reply still happens: raw replies stay raw (DUMP
+    with decoded responses), errors raise and leave the connection usable,
+    and with health checks on, redis-py's read resets their clock."""
+    def run(client: redis.Redis) -> list:
+        seen_here = [outcome(lambda: client.set("k", "v")), outcome(lambda: client.dump("k")),
+                     outcome(lambda: client.lpush("k", 1)), outcome(lambda: client.get("k"))]
+        with client.pipeline(transaction=False) as pipe:
+            pipe.get("k").lpush("k", 1).dump("k").set("n", 5).incr("n")
+            seen_here.append(seen(pipe.execute(raise_on_error=False)))
+        return seen_here
+
+    options = dict(unix_socket_path=server.unix_socket, protocol=protocol, decode_responses=True)
+    plain, shm = redis.Redis(**options), redis_py.Redis(**options)
+    assert run(shm) == run(plain)
+    assert transport_of(shm) == "shm"
+
+    checked = redis_py.Redis(health_check_interval=60, **options)
+    connection = connection_from(checked.connection_pool)
+    assert connection.transport == "shm"
+    connection.next_health_check = -1
+    connection.send_command("GET", "k")
+    assert connection.read_response() == "v"
+    assert connection.next_health_check > 0  # reset, on redis-py's clock
+    checked.connection_pool.release(connection)
+
+
 def test_a_refused_command_and_the_rest_of_its_batch_go_over_the_socket(server: Server) -> None:
     shm = redis_py.Redis(unix_socket_path=server.unix_socket)
     before = shm_info(server)["shm_refused"]
