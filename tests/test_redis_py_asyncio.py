@@ -6,8 +6,8 @@ both protocols; and the event loop is shown never to wait for the server."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import socket
 import threading
 
 import pytest
@@ -21,7 +21,6 @@ from reply_corpus import CORPUS
 from servers import Server
 
 from shmcli import redis_py_asyncio
-from shmcli.resp import encode_command
 
 PARSERS = {"hiredis": {2: _AsyncHiredisParser, 3: _AsyncHiredisParser},
            "python": {2: _AsyncRESP2Parser, 3: _AsyncRESP3Parser}}
@@ -158,23 +157,20 @@ def test_a_refused_command_and_the_rest_of_its_batch_go_over_the_socket(server: 
     asyncio.run(run())
 
 
-# A script that keeps the server's main thread busy for ARGV[1] µs.
-BUSY_SCRIPT = ("local s = redis.call('TIME') while true do local n = redis.call('TIME') "
-               "if (n[1] - s[1]) * 1000000 + (n[2] - s[2]) > tonumber(ARGV[1]) then break end "
-               "end return 1")
-
-
-def busy_server(server: Server, seconds: float) -> socket.socket:
-    """Keep the server's main thread busy for `seconds`, with a script sent
-    on a bare socket; its reply (":1") is read by the caller."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(server.unix_socket)
-    sock.sendall(encode_command("EVAL", BUSY_SCRIPT, "0", str(int(seconds * 1e6))))
-    return sock
+@contextlib.contextmanager
+def stopped_for(server: Server, seconds: float):
+    """The server stopped (SIGSTOP, every thread) for `seconds` of the
+    running event loop, or until the block ends, whichever comes first."""
+    server.freeze()
+    try:
+        asyncio.get_running_loop().call_later(seconds, server.thaw)
+        yield
+    finally:
+        server.thaw()
 
 
 def test_the_event_loop_runs_while_a_reply_is_awaited(server: Server) -> None:
-    """The server is busy for 0.5 s: the request waits for it, and other
+    """The server is stopped for 0.5 s: the request waits for it, and other
     tasks of the loop go on meanwhile (a blocking wait would stop them)."""
     async def run() -> None:
         shm = redis_py_asyncio.Redis(unix_socket_path=server.unix_socket)
@@ -190,37 +186,31 @@ def test_the_event_loop_runs_while_a_reply_is_awaited(server: Server) -> None:
 
         ticking = asyncio.create_task(ticker())
         await asyncio.sleep(0.02)
-        busy = busy_server(server, 0.5)
-        await asyncio.sleep(0.05)  # the server runs the script now
-        started = ticks
-        assert await shm.get("k") == b"v"
+        with stopped_for(server, 0.5):
+            started = ticks
+            assert await shm.get("k") == b"v"
         done = True
         await ticking
-        assert busy.recv(64) == b":1\r\n"
-        busy.close()
-        # About 40 ticks in 0.45 s; a wait that blocked the loop would allow none.
+        # About 50 ticks in 0.5 s; a wait that blocked the loop would allow none.
         assert ticks - started >= 5, (started, ticks)
         await shm.aclose()
     asyncio.run(run())
 
 
 def test_a_command_cancelled_in_its_wait_leaves_no_reply_behind(server: Server) -> None:
-    """A task cancelled while its GET waits behind a busy server: the next
+    """A task cancelled while its GET waits for a stopped server: the next
     command on the same client gets its own reply, as over the socket."""
     async def run() -> list:
         outcomes = []
         for client in pair(server, single_connection_client=True):
             await client.set("k", "v")
             await client.set("other", "o")
-            busy = busy_server(server, 0.3)
-            await asyncio.sleep(0.05)  # the server runs the script now
-            waiting = asyncio.create_task(client.get("k"))
-            await asyncio.sleep(0.05)
-            waiting.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await waiting
-            assert busy.recv(64) == b":1\r\n"
-            busy.close()
+            with stopped_for(server, 0.3):
+                waiting = asyncio.create_task(client.get("k"))
+                await asyncio.sleep(0.05)
+                waiting.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await waiting
             outcomes.append([await client.get("other"), await client.get("k")])
             await client.aclose()
         return outcomes
@@ -257,11 +247,8 @@ def test_a_timeout_is_redis_asyncios_timeout(make_server) -> None:
         outcomes = []
         for client in pair(srv, socket_timeout=0.2, retry=Retry(NoBackoff(), 0)):
             await client.ping()
-            busy = busy_server(srv, 0.6)
-            await asyncio.sleep(0.05)
-            outcomes.append(await outcome(client.set("k", "v")))
-            busy.recv(64)
-            busy.close()
+            with stopped_for(srv, 0.6):
+                outcomes.append(await outcome(client.set("k", "v")))
             assert await client.set("k", "v")  # connects again
             await client.aclose()
         return outcomes
