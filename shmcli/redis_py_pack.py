@@ -3,11 +3,11 @@ less time for the common arguments.
 
 redis-py's packers (its hiredis one and its Python one, in every version
 from 5, and redis.asyncio 5.0's Connection.pack_command) turn a command into
-RESP the same way: a first argument of several
-words becomes several arguments, str is encoded with the connection's
-encoding, int is written in decimal, bytes go as they are.  Around that they
-spend about 2 µs of Python per command (generators, isinstance chains, a
-list of chunks to join), a sizeable share of a shared-memory GET.
+RESP the same way: a first argument of several words becomes several
+arguments, str is encoded with the connection's encoding, int is written in
+decimal, bytes go as they are.  Around that they spend about 2 µs of Python
+per command (generators, isinstance chains, a list of chunks to join), a
+sizeable share of a shared-memory GET.
 
 quick_packer() gives a connection a packer that hands the arguments to
 hiredis.pack_command in one call when every one is exactly str, int or bytes
