@@ -162,10 +162,11 @@ def stopped_for(server: Server, seconds: float):
     """The server stopped (SIGSTOP, every thread) for `seconds` of the
     running event loop, or until the block ends, whichever comes first."""
     server.freeze()
+    thawing = asyncio.get_running_loop().call_later(seconds, server.thaw)
     try:
-        asyncio.get_running_loop().call_later(seconds, server.thaw)
         yield
     finally:
+        thawing.cancel()  # never to thaw a later stop
         server.thaw()
 
 
