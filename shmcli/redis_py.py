@@ -22,8 +22,10 @@ and protocol).  From then on:
 - Replies: redis-py's own parser (hiredis or Python) reads them, from a view
   of the socket (_SocketView) that yields the shared-memory replies first,
   in order, then the socket's bytes (hiredis gets them fed into its reader
-  directly, which is quicker).  So replies have redis-py's types and raise
-  redis-py's exceptions, byte for byte as over the socket.
+  directly, which is quicker, and read_response takes them from there,
+  doing what redis-py's read does with a reply).  So replies have
+  redis-py's types and raise redis-py's exceptions, byte for byte as over
+  the socket.
 - Packing and the pool's readiness check are redis-py's, done in less time
   where the result is provably the same (redis_py_pack, can_read).
 
