@@ -318,7 +318,7 @@ class _AsyncShmRouting(RouteState):
         if shm is None or stream is None or getattr(stream, "_eof", False):
             return  # disconnected, or the socket closed: the parser reports that
         owed = self._owed
-        hiredis = self._idle_hiredis()  # read_response then parses them where they are
+        hiredis = self._feedable_hiredis()  # read_response then parses them where they are
         feed = stream.feed_data if hiredis is None else hiredis.feed
         try:
             while owed:
@@ -411,7 +411,7 @@ class _AsyncShmRouting(RouteState):
 
     async def read_response(self, disable_decoding=False, **kwargs):
         # Replies come in order: the session's first, then the socket's.
-        hiredis = self._idle_hiredis() if self._shm_unread and not kwargs else None
+        hiredis = self._feedable_hiredis() if self._shm_unread and not kwargs else None
         if self._owed and self._armed_fd < 0 and (hiredis is None or not hiredis.has_data()):
             pump = self._pump_handle  # look for owed replies now, not a turn later
             if pump is not None:
@@ -445,7 +445,7 @@ class _AsyncShmRouting(RouteState):
         self._count_read()
         return response
 
-    def _idle_hiredis(self):
+    def _feedable_hiredis(self):
         """redis-py's hiredis reader when replies may be fed to it and read
         from it here: the parser is hiredis, connected, and its stream holds
         nothing (that would come first) and has no reader waiting (which only
