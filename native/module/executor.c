@@ -26,8 +26,11 @@
  *     requests, keep looking at the rings for a few µs, so a back-to-back
  *     client finds the server awake.  Only sessions that came back within
  *     the bound last time are waited for; one that did not is skipped for
- *     its next 2, 4 ... 64 passes.  One bound per event-loop pass, whatever
- *     is served meanwhile, so socket clients wait at most that long.
+ *     its next 2, 4 ... 64 passes.  The wait goes in slices of a few µs,
+ *     one per event-loop iteration, the loop turning (without sleeping)
+ *     between them: socket clients wait at most about a slice, and the
+ *     side effects of a write (AOF, replicas, blocked clients) are seen to
+ *     before the next request is waited for.
  *   - hybrid polling (shm.poll-budget, either mode): a session whose
  *     requests come at a steady rhythm gets a window around its next
  *     expected request; the waiter sleeps on a timerfd until just before it
@@ -434,19 +437,52 @@ static void settle_main_waited(int got) {
     shm_table_unlock();
 }
 
+#define MAIN_SLICE_NS 5000ull /* the most main-poll waits in one event-loop iteration */
+
+/* main-poll looks for the served sessions' next requests until
+   shm.main-poll-us after it served them (main_until), in slices: at most
+   MAIN_SLICE_NS of waiting per event-loop iteration, so that a socket
+   request waits at most about that long.  When a slice runs out, or a pass
+   ran side effects the loop must see to first (AOF, replicas, blocked
+   clients), main_resume asks BEFORE_SLEEP to let the loop turn without
+   sleeping (shm_main_poll_resumes), and the next iteration goes on. */
+static int main_resume;
+static uint64_t main_until;
+
+int shm_main_poll_resumes(void) { return main_resume; }
+
 struct shm_pass_result shm_main_poll(struct shm_pass_result r) {
-    if (shm_cfg.main_poll_us <= 0) return r;
-    uint64_t deadline = shm_now_ns() + (uint64_t)shm_cfg.main_poll_us * 1000ull;
-    /* Passes with side effects end it: the event loop must run now (AOF,
-       replicas, blocked clients), as after a fast-path pass that wrote. */
-    while (r.executed && !r.side_effects && !r.failed && pick_main_waited()) {
-        uint64_t start = shm_now_ns(), now = start;
-        int got = 0;
-        while (now < deadline && !(got = shm_work_pending())) {
+    int resumed = main_resume;
+    main_resume = 0;
+    if (shm_cfg.main_poll_us <= 0 || r.failed) return r;
+    uint64_t bound = (uint64_t)shm_cfg.main_poll_us * 1000ull, now = shm_now_ns();
+    uint64_t slice_end = now + (bound < MAIN_SLICE_NS ? bound : MAIN_SLICE_NS);
+    int waited = resumed;
+    if (r.executed) {
+        /* Woken to go on waiting, and the pass found a request: a wake-up
+           saved as much as a catch in the wait. */
+        if (resumed) shm_stats.main_poll_hits++;
+        waited = pick_main_waited();
+        main_until = now + bound;
+    }
+    int counted = 0;
+    while (waited) {
+        if (r.side_effects) {
+            main_resume = 1;
+            break;
+        }
+        if (!counted++) shm_stats.main_poll_loops++;
+        uint64_t start = now, end = main_until < slice_end ? main_until : slice_end;
+        int got;
+        while (!(got = shm_work_pending()) && now < end) {
             shm_cpu_relax();
             now = shm_now_ns();
         }
         shm_stats.main_poll_ns += now - start;
+        if (!got && now < main_until) { /* the slice ran out: the loop's turn */
+            main_resume = 1;
+            break;
+        }
         settle_main_waited(got);
         if (!got) {
             shm_stats.main_poll_misses++;
@@ -454,6 +490,10 @@ struct shm_pass_result shm_main_poll(struct shm_pass_result r) {
         }
         shm_stats.main_poll_hits++;
         r = shm_execute_pass();
+        if (r.failed) break;
+        now = shm_now_ns();
+        waited = r.executed ? pick_main_waited() : 0;
+        main_until = now + bound;
     }
     return r;
 }

@@ -31,10 +31,15 @@ int shm_mark_sleeping(int sleeping);
 /* Close sessions that a pass marked as failed (main thread only). */
 void shm_reap_failed(void);
 
-/* shm.main-poll-us (main thread, right after a pass that returned r): wait
-   a little for the served sessions' next requests and run them, within one
-   bound for the whole call.  Returns the last pass's result. */
+/* shm.main-poll-us (main thread, in AFTER_SLEEP, after the pass that
+   returned r): wait a little for the served sessions' next requests and run
+   them, for at most one slice of this event-loop iteration.  Returns the
+   last pass's result.  shm_main_poll_resumes: 1 when the wait goes on in
+   the next iteration (the slice ran out within shm.main-poll-us of the last
+   request, or a pass had side effects the loop must run first), so
+   BEFORE_SLEEP must not let the loop sleep. */
 struct shm_pass_result shm_main_poll(struct shm_pass_result r);
+int shm_main_poll_resumes(void);
 
 /* Hybrid polling (shm.poll-budget), called by the waiter only: the main
    thread in main-thread mode, the worker on the fast path.

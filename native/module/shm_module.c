@@ -81,7 +81,11 @@ static void on_event_loop(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t su
         /* Held replies and work that arrived after the pass must not wait
            for the next event. */
         int held = shm_note_before_sleep();
-        if (held || (main_thread_mode && shm_mark_sleeping(1))) shm_doorbell_ring(kick_fd);
+        /* main-poll goes on in the next iteration: no sleep, and no doorbell
+           for the clients to ring. */
+        int resume = main_thread_mode && shm_main_poll_resumes();
+        if (held || resume || (main_thread_mode && shm_mark_sleeping(1)))
+            shm_doorbell_ring(kick_fd);
         if (main_thread_mode) shm_poll_plan();
     }
 }
@@ -150,6 +154,7 @@ static void on_info(RedisModuleInfoCtx *ictx, int for_crash_report) {
         {"main_poll_ns", shm_stats.main_poll_ns},
         {"main_poll_hits", shm_stats.main_poll_hits},
         {"main_poll_misses", shm_stats.main_poll_misses},
+        {"main_poll_loops", shm_stats.main_poll_loops},
         {"poll_ns", shm_stats.poll_ns},
         {"poll_windows", shm_stats.poll_windows},
         {"poll_hits", shm_stats.poll_hits},

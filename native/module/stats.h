@@ -24,6 +24,7 @@ struct shm_stats {
     uint64_t main_poll_ns;     /* time spent waiting in it (not serving) */
     uint64_t main_poll_hits;   /* requests it caught, each one wake-up saved */
     uint64_t main_poll_misses; /* polls that ended with nothing */
+    uint64_t main_poll_loops;  /* event-loop iterations that polled (a slice each) */
     /* shm.poll-budget: hybrid polling before a regular session's next request */
     uint64_t poll_ns;          /* time spent polling in windows (what the budget caps) */
     uint64_t poll_windows;     /* windows opened */
