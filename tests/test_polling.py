@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from servers import EXEC_MODES, FLAVOURS, Server, shm_stat, wait_until
+from servers import EXEC_MODES, FLAVOURS, Server, raw_session, shm_stat, wait_until
 
 from shmcli.connection import Connection
 from shmcli.resp import Array, Bulk, Error, Integer, Status
@@ -32,6 +32,7 @@ SERVER_IDS = [f"{f}-{m}" for f, m in SERVERS]
 FIELDS = ("main_poll_ns", "main_poll_hits", "main_poll_misses", "main_poll_loops", "poll_ns",
           "poll_windows", "poll_hits", "poll_over_budget")
 CREDIT_SPAN = 0.020  # s: the budget's bucket holds this much wall time's worth (executor.c)
+UNREAD_BOUNDS = 4    # a reply not read yet extends main-poll up to this many bounds (executor.c)
 WINDOW_MAX = 0.001   # s: the longest window
 LATE_MAX = 0.0001    # s: a beat the test reaches later than this is dropped (beats())
 
@@ -231,6 +232,47 @@ def test_main_poll_leaves_the_event_loop_its_turn(flavour: str,
             stop.set()
             worker.join(timeout=10)
     assert not worker.is_alive() and not failures, failures
+
+
+def reads_late(srv: Server, late_s: float, requests: int) -> None:
+    """A client that reads each reply `late_s` after sending its request (as
+    an event loop waking up would), and sends the next one at once."""
+    ctl, ch = raw_session(srv)
+    try:
+        for _ in range(requests):
+            ch.send(b"*1\r\n$4\r\nPING\r\n")
+            until = time.perf_counter() + late_s
+            while time.perf_counter() < until:
+                pass
+            assert ch.recv() == b"+PONG\r\n"
+    finally:
+        ch.close()
+        ctl.close()
+
+
+def test_main_poll_waits_for_a_client_still_reading_its_reply(
+        flavour: str, make_server: Callable[..., Server]) -> None:
+    """The client reads each reply 400 µs late, past the 200 µs bound but
+    within four: the server goes on waiting while the reply is unread, and
+    catches the request that follows the read."""
+    srv = make_server(flavour, config={"shm.main-poll-us": "200"})
+    with apart(srv):
+        reads_late(srv, 0.0004, 300)
+    seen = counters(srv)
+    assert seen["main_poll_hits"] >= 100, seen
+
+
+def test_main_poll_stops_waiting_for_an_unread_reply(
+        flavour: str, make_server: Callable[..., Server]) -> None:
+    """A client that reads later than four bounds is missed, and main-poll
+    spends at most those four bounds and one more per request on it."""
+    bound_s = 0.0002
+    srv = make_server(flavour, config={"shm.main-poll-us": "200"})
+    with apart(srv):
+        reads_late(srv, 0.002, 100)
+    seen = counters(srv)
+    assert seen["main_poll_misses"] > 0, seen
+    assert seen["main_poll_ns"] <= 100 * (UNREAD_BOUNDS + 1) * bound_s * 1e9 * 1.01, seen
 
 
 def test_main_poll_stops_at_writes(flavour: str, make_server: Callable[..., Server]) -> None:

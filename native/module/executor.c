@@ -24,13 +24,14 @@
  * requests come, and two bounded polls use that to save wake-ups:
  *   - main-poll (shm.main-poll-us, main-thread mode): after a pass that ran
  *     requests, keep looking at the rings for a few µs, so a back-to-back
- *     client finds the server awake.  Only sessions that came back within
- *     the bound last time are waited for; one that did not is skipped for
- *     its next 2, 4 ... 64 passes.  The wait goes in slices of a few µs,
- *     one per event-loop iteration, the loop turning (without sleeping)
- *     between them: socket clients wait at most about a slice, and the
- *     side effects of a write (AOF, replicas, blocked clients) are seen to
- *     before the next request is waited for.
+ *     client finds the server awake (longer for a client that has not read
+ *     its reply yet: an event loop waking up).  Only sessions that came
+ *     back within the bound last time are waited for; one that did not is
+ *     skipped for its next 2, 4 ... 64 passes.  The wait goes in slices of
+ *     a few µs, one per event-loop iteration, the loop turning (without
+ *     sleeping) between them: socket clients wait at most about a slice,
+ *     and the side effects of a write (AOF, replicas, blocked clients) are
+ *     seen to before the next request is waited for.
  *   - hybrid polling (shm.poll-budget, either mode): a session whose
  *     requests come at a steady rhythm gets a window around its next
  *     expected request; the waiter sleeps on a timerfd until just before it
@@ -438,16 +439,33 @@ static void settle_main_waited(int got) {
 }
 
 #define MAIN_SLICE_NS 5000ull /* the most main-poll waits in one event-loop iteration */
+#define MAIN_UNREAD_BOUNDS 4   /* how long a reply not read yet may extend the wait */
+
+/* 1 when a session waited for has not read all its replies: its client is
+   still on its way to them (an event loop waking up), and will send its
+   next request only after. */
+static int replies_unread(void) {
+    int unread = 0;
+    struct shm_session *s;
+    shm_table_lock();
+    for (int c = 0; !unread && (s = shm_session_next(&c));)
+        unread = s->main_waited &&
+                 atomic_load_explicit(&s->hdr->rep.head, memory_order_relaxed) != s->rep.tail;
+    shm_table_unlock();
+    return unread;
+}
 
 /* main-poll looks for the served sessions' next requests until
-   shm.main-poll-us after it served them (main_until), in slices: at most
-   MAIN_SLICE_NS of waiting per event-loop iteration, so that a socket
-   request waits at most about that long.  When a slice runs out, or a pass
-   ran side effects the loop must see to first (AOF, replicas, blocked
-   clients), main_resume asks BEFORE_SLEEP to let the loop turn without
-   sleeping (shm_main_poll_resumes), and the next iteration goes on. */
+   shm.main-poll-us after it served them (main_until), or after their
+   client read the replies, if that comes first within MAIN_UNREAD_BOUNDS
+   bounds (main_unread_until), in slices: at most MAIN_SLICE_NS of waiting
+   per event-loop iteration, so that a socket request waits at most about
+   that long.  When a slice runs out, or a pass ran side effects the loop
+   must see to first (AOF, replicas, blocked clients), main_resume asks
+   BEFORE_SLEEP to let the loop turn without sleeping
+   (shm_main_poll_resumes), and the next iteration goes on. */
 static int main_resume;
-static uint64_t main_until;
+static uint64_t main_until, main_unread_until;
 
 int shm_main_poll_resumes(void) { return main_resume; }
 
@@ -456,7 +474,7 @@ struct shm_pass_result shm_main_poll(struct shm_pass_result r) {
     main_resume = 0;
     if (shm_cfg.main_poll_us <= 0 || r.failed) return r;
     uint64_t bound = (uint64_t)shm_cfg.main_poll_us * 1000ull, now = shm_now_ns();
-    uint64_t slice_end = now + (bound < MAIN_SLICE_NS ? bound : MAIN_SLICE_NS);
+    uint64_t slice_end = now + MAIN_SLICE_NS;
     int waited = resumed;
     if (r.executed) {
         /* Woken to go on waiting, and the pass found a request: a wake-up
@@ -464,6 +482,7 @@ struct shm_pass_result shm_main_poll(struct shm_pass_result r) {
         if (resumed) shm_stats.main_poll_hits++;
         waited = pick_main_waited();
         main_until = now + bound;
+        main_unread_until = now + MAIN_UNREAD_BOUNDS * bound;
     }
     int counted = 0;
     while (waited) {
@@ -479,6 +498,8 @@ struct shm_pass_result shm_main_poll(struct shm_pass_result r) {
             now = shm_now_ns();
         }
         shm_stats.main_poll_ns += now - start;
+        if (!got && now >= main_until && now < main_unread_until && replies_unread())
+            main_until = now + bound;
         if (!got && now < main_until) { /* the slice ran out: the loop's turn */
             main_resume = 1;
             break;
@@ -494,6 +515,7 @@ struct shm_pass_result shm_main_poll(struct shm_pass_result r) {
         now = shm_now_ns();
         waited = r.executed ? pick_main_waited() : 0;
         main_until = now + bound;
+        main_unread_until = now + MAIN_UNREAD_BOUNDS * bound;
     }
     return r;
 }
