@@ -169,7 +169,7 @@ def test_main_poll_catches_back_to_back_requests(flavour: str,
         assert conn.transport == "shm"
     seen = counters(srv)
     assert seen["main_poll_hits"] > 0 and seen["main_poll_ns"] > 0, seen
-    # at most one bound per event-loop iteration
+    # at most a slice (a few µs, under the bound) per event-loop iteration
     assert seen["main_poll_loops"] > 0, seen
     assert seen["main_poll_ns"] <= seen["main_poll_loops"] * 1_000_000 * 1.01, seen
 
