@@ -469,6 +469,12 @@ static uint64_t main_until, main_unread_until;
 
 int shm_main_poll_resumes(void) { return main_resume; }
 
+/* The served sessions' requests were run at `now`: wait for their next. */
+static void main_wait_from(uint64_t now, uint64_t bound) {
+    main_until = now + bound;
+    main_unread_until = now + MAIN_UNREAD_BOUNDS * bound;
+}
+
 struct shm_pass_result shm_main_poll(struct shm_pass_result r) {
     int resumed = main_resume;
     main_resume = 0;
@@ -481,8 +487,7 @@ struct shm_pass_result shm_main_poll(struct shm_pass_result r) {
            saved as much as a catch in the wait. */
         if (resumed) shm_stats.main_poll_hits++;
         waited = pick_main_waited();
-        main_until = now + bound;
-        main_unread_until = now + MAIN_UNREAD_BOUNDS * bound;
+        main_wait_from(now, bound);
     }
     int counted = 0;
     while (waited) {
@@ -514,8 +519,7 @@ struct shm_pass_result shm_main_poll(struct shm_pass_result r) {
         if (r.failed) break;
         now = shm_now_ns();
         waited = r.executed ? pick_main_waited() : 0;
-        main_until = now + bound;
-        main_unread_until = now + MAIN_UNREAD_BOUNDS * bound;
+        main_wait_from(now, bound);
     }
     return r;
 }
