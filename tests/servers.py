@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from shmcli.channel import ShmChannel
 from shmcli.connection import Connection
@@ -13,8 +14,8 @@ from shmcli.resp import NOT_ENOUGH, Array, Bulk, Integer, Map, Reader, encode_co
 from shmcli.testing import EXEC_MODES, EXTRA_SERVERS, FLAVOURS, Server, free_port
 
 __all__ = ["EXEC_MODES", "EXTRA_SERVERS", "FLAVOURS", "RawSocket", "Server", "expected_refusals",
-           "fd_count", "free_port", "raw_session", "refused_by_policy", "settled_fd_count",
-           "shm_stat", "wait_until"]
+           "fd_count", "free_port", "placed", "raw_session", "refused_by_policy",
+           "settled_fd_count", "shm_stat", "wait_until"]
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
@@ -34,6 +35,26 @@ def raw_session(srv: Server, **connect_kw: object) -> tuple[Connection, ShmChann
     token, path, ring, _version = reply.items
     assert isinstance(token, Bulk) and isinstance(path, Bulk) and isinstance(ring, Integer)
     return ctl, ShmChannel(path.data.decode(), token.data.decode(), ring.value, 10.0)
+
+
+@contextmanager
+def placed(srv: Server, server_cpus: set[int], test_cpus: set[int]) -> Iterator[None]:
+    """Every thread of the server on `server_cpus` and this test on
+    `test_cpus`, as taskset would place them; both as before afterwards."""
+    everywhere = os.sched_getaffinity(0)
+    threads = [int(t) for t in os.listdir(f"/proc/{srv.pid}/task")]
+    for tid in threads:
+        os.sched_setaffinity(tid, server_cpus)
+    os.sched_setaffinity(0, test_cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, everywhere)
+        for tid in threads:
+            try:
+                os.sched_setaffinity(tid, everywhere)
+            except OSError:
+                pass  # the server is gone
 
 
 def shm_stat(srv: Server, field: str) -> int:

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from servers import EXEC_MODES, FLAVOURS, Server, raw_session, shm_stat, wait_until
+from servers import EXEC_MODES, FLAVOURS, Server, placed, raw_session, shm_stat, wait_until
 
 from shmcli.connection import Connection
 from shmcli.resp import Array, Bulk, Error, Integer, Status
@@ -62,19 +62,8 @@ def apart(srv: Server) -> Iterator[None]:
     if len(cpus) < 2:
         yield
         return
-    threads = [int(t) for t in os.listdir(f"/proc/{srv.pid}/task")]
-    for tid in threads:
-        os.sched_setaffinity(tid, {cpus[0]})
-    os.sched_setaffinity(0, {cpus[1]})
-    try:
+    with placed(srv, server_cpus={cpus[0]}, test_cpus={cpus[1]}):
         yield
-    finally:
-        os.sched_setaffinity(0, set(cpus))
-        for tid in threads:
-            try:
-                os.sched_setaffinity(tid, set(cpus))
-            except OSError:
-                pass  # the server is gone
 
 
 def beats(period: float, count: int) -> Iterator[None]:

@@ -98,6 +98,7 @@ int shm_executor_init(RedisModuleCtx *ctx) {
 struct pass {
     int ctx_flags;
     uint64_t now; /* read once, when the first session had requests */
+    int cpu;      /* the CPU this pass runs on */
     RedisModuleUser *user; /* the current session's, for this pass only */
     struct shm_pass_result result;
 };
@@ -306,6 +307,10 @@ static void run_session(struct pass *p, struct shm_session *s) {
     }
     if (s->out_len && !shm_reply_flush(s)) return;
     uint32_t head_before = s->req.head;
+    /* A client waiting on our CPU can read only once we stop: wake it once,
+       after its batch (and do not spin for it: shm_pass_result). */
+    int client_here = atomic_load_explicit(&s->hdr->rep.consumer_cpu, memory_order_relaxed) == p->cpu;
+    shm_reply_defer_wake(s, client_here);
     for (long long n = 0; n < shm_cfg.batch_max && !s->failed && !s->closing; n++) {
         const char *why = NULL;
         enum shm_intake got = shm_intake_next(s, &why);
@@ -326,8 +331,10 @@ static void run_session(struct pass *p, struct shm_session *s) {
         }
         if (s->out_len) break; /* the client must read before we go on */
     }
+    shm_reply_defer_wake(s, 0);
     if (s->req.head != head_before) {
         if (!p->now) p->now = shm_now_ns();
+        if (!client_here) p->result.served_elsewhere = 1;
         note_arrival(s, p->now);
         if (atomic_load_explicit(&s->hdr->req.producer_waiting, memory_order_seq_cst))
             shm_futex_wake(&s->hdr->req.head);
@@ -342,6 +349,7 @@ struct shm_pass_result shm_execute_pass(void) {
     shm_pass_running = 1;
     pass_seq++;
     p.ctx_flags = RM.GetContextFlags(dctx);
+    p.cpu = sched_getcpu();
     for (int c = 0; (s = shm_session_next(&c));) {
         if (!s->failed) run_session(&p, s);
         drop_user(&p);

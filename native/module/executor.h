@@ -11,6 +11,8 @@ struct shm_pass_result {
     int executed;     /* commands run */
     int side_effects; /* some of them need the event loop to run (writes...) */
     int failed;       /* sessions were marked for closing */
+    int served_elsewhere; /* a session it served waits for its replies on another
+                             CPU (or has not said where): worth spinning for */
 };
 
 /* Create the context commands run on (a detached one: on 7.0 a denial

@@ -22,6 +22,10 @@
 
 static void wake_client(struct shm_session *s) {
     if (s->rep.hold) return; /* nothing visible yet */
+    if (s->wake_deferred) {
+        s->wake_owed = 1;
+        return;
+    }
     uint32_t waiting = atomic_load_explicit(&s->hdr->rep.consumer_waiting, memory_order_seq_cst);
     if (!waiting) return;
     shm_futex_wake(&s->hdr->rep.tail);
@@ -29,6 +33,13 @@ static void wake_client(struct shm_session *s) {
        word, so this is never trusted to block: a full socket drops the
        message (the client has one to read already). */
     if (waiting == SHM_WAITING_SOCKET) send(s->sock, "w", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+void shm_reply_defer_wake(struct shm_session *s, int on) {
+    s->wake_deferred = (uint8_t)on;
+    if (on || !s->wake_owed) return;
+    s->wake_owed = 0;
+    wake_client(s);
 }
 
 /* BEFORE_SLEEP hooks seen: an AOF write happens after each. */

@@ -27,6 +27,13 @@ void shm_reply_refusal(struct shm_session *s, const char *reason);
 /* Write as much pending output as fits; 1 when none is left. */
 int shm_reply_flush(struct shm_session *s);
 
+/* While on (1), replies are published as they are written but the client
+   is woken only when it is turned off again (0): one wake-up for a batch.
+   For a client that waits on the CPU we run on, which could not read
+   before we stop anyway, and whom an early wake-up would let preempt us
+   after each reply. */
+void shm_reply_defer_wake(struct shm_session *s, int on);
+
 /* Hold this session's replies until the AOF is written (see below). */
 void shm_reply_hold(struct shm_session *s);
 

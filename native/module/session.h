@@ -62,6 +62,8 @@ struct shm_session {
     uint8_t main_misses; /* main-thread polls in a row it did not come back in */
     uint16_t main_skip;  /* served passes to go before it is polled again */
     int main_waited;     /* in the main-thread poll under way */
+    uint8_t wake_deferred; /* its client waits on the CPU serving it: wake it once, after the batch */
+    uint8_t wake_owed;     /* a reply was written while the wake-up was deferred */
 };
 
 /* Set while a pass executes commands (GIL and table lock held). */

@@ -151,6 +151,7 @@ static void on_info(RedisModuleInfoCtx *ictx, int for_crash_report) {
         {"main_batches", shm_stats.main_batches},
         {"worker_batches", shm_stats.worker_batches},
         {"handoffs", shm_stats.handoffs},
+        {"worker_spin_ns", shm_stats.worker_spin_ns},
         {"main_poll_ns", shm_stats.main_poll_ns},
         {"main_poll_hits", shm_stats.main_poll_hits},
         {"main_poll_misses", shm_stats.main_poll_misses},

@@ -20,6 +20,8 @@ struct shm_stats {
     uint64_t main_batches;    /* passes run by the main thread */
     uint64_t worker_batches;  /* passes run by the fast-path worker */
     uint64_t handoffs;        /* worker could not take the GIL: main thread ran it */
+    uint64_t worker_spin_ns;  /* the worker's spin for a next request (shm.worker-spin-us);
+                                 written by the worker alone, outside the GIL */
     /* shm.main-poll-us: the main thread's short poll after serving requests */
     uint64_t main_poll_ns;     /* time spent waiting in it (not serving) */
     uint64_t main_poll_hits;   /* requests it caught, each one wake-up saved */
