@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 import time
 from collections import deque
 
@@ -73,6 +74,7 @@ class _AsyncShmRouting(RouteState):
 
     def __init__(self, *args, **kwargs) -> None:
         self._shm: ShmChannel | None = None
+        self._socket_poll: tuple[int, select.poll] | None = None  # (fd, poll of it)
         self._reset_routing()
         super().__init__(*args, **kwargs)
         self._pack = quick_packer(self)
@@ -408,6 +410,46 @@ class _AsyncShmRouting(RouteState):
             self._reader.set_exception(ConnectionResetError(str(exc)))
 
     # ---- reading ----
+
+    # The pool asks before handing the connection out: a reply the session
+    # owes is there to read (the pool then connects it again, as it does a
+    # socket with a reply left on it), however far it got.
+
+    async def can_read(self) -> bool:  # redis-py >= 8
+        return self._session_owes() or await super().can_read()
+
+    async def can_read_destructive(self) -> bool:  # redis-py 5-7
+        # redis-py's hiredis parser answers by reading under a zero timeout
+        # (a timer and a turn of the loop: about 3 µs).  Its usual answer,
+        # nothing anywhere, costs one poll() here; anything else, redis-py
+        # decides.
+        if self._session_owes():
+            return True
+        if self._nothing_buffered():
+            return False
+        return await super().can_read_destructive()
+
+    def _session_owes(self) -> bool:
+        return bool(self._owed or self._shm_unread)
+
+    def _nothing_buffered(self) -> bool:
+        """Whether no reply waits short of the session: none in the stream
+        or redis-py's hiredis reader (another parser: unknown), no end of
+        the stream, and none on the socket."""
+        hiredis = self._feedable_hiredis()
+        stream = self._reader
+        if (hiredis is None or hiredis.has_data() or stream.at_eof()
+                or stream.exception() is not None):
+            return False
+        sock = self._writer.transport.get_extra_info("socket") if self._writer else None
+        if sock is None:
+            return False
+        fd = sock.fileno()
+        if self._socket_poll is None or self._socket_poll[0] != fd:
+            poll = select.poll()
+            poll.register(fd, select.POLLIN)
+            self._socket_poll = (fd, poll)
+        return not self._socket_poll[1].poll(0)
 
     async def read_response(self, disable_decoding=False, **kwargs):
         # Replies come in order: the session's first, then the socket's.

@@ -44,7 +44,7 @@ async def transport_of(client: redis.asyncio.Redis) -> str:
     pool = client.connection_pool
     connection = await borrow(pool)
     try:
-        return connection.transport
+        return getattr(connection, "transport", "socket")  # redis.asyncio's own: its socket
     finally:
         await pool.release(connection)
 
@@ -320,6 +320,57 @@ def test_a_killed_connection_and_a_restarted_server(make_server) -> None:
         assert await transport_of(shm) == "shm"
         await shm.aclose()
     asyncio.run(run())
+
+
+async def until_the_stream_has(connection, what: str) -> None:
+    """Until the loop has read a reply or the end of the socket into the
+    connection's stream (redis-py >= 8's pool check looks no further)."""
+    stream = connection._reader
+    for _ in range(500):
+        if stream._buffer if what == "a reply" else stream.at_eof():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no {what} came on the socket in 5 s")
+
+
+@pytest.mark.parametrize("left", ["a socket reply", "a session reply", "a killed client",
+                                  "a restarted server"])
+def test_the_pool_never_hands_out_a_connection_with_something_to_read(
+        make_server, left: str) -> None:
+    """The pool asks can_read_destructive() (redis-py < 8) or can_read()
+    before each command; ShmConnection answers the usual "nothing" itself.
+    A connection left with a reply unread, or closed by the server, is
+    connected again without an error, as redis.asyncio's own is (no
+    retries: the pool's check alone must see it)."""
+    srv = make_server("redis", "main-thread")
+    admin = redis.Redis(unix_socket_path=srv.unix_socket)
+
+    async def run() -> list:
+        results = []
+        for client in pair(srv, retry=Retry(NoBackoff(), 0)):
+            await client.mset({"k": "v", "stale": "stale"})
+            pool = client.connection_pool
+            connection = await borrow(pool)
+            if left == "a socket reply":
+                await connection.send_packed_command([b"*1\r\n$4\r\nPING\r\n"])  # the socket
+                await until_the_stream_has(connection, "a reply")
+            elif left == "a session reply":
+                await connection.send_command("GET", "stale")  # its reply must never be GET k's
+                if getattr(connection, "transport", "socket") == "socket":
+                    await until_the_stream_has(connection, "a reply")
+            elif left == "a killed client":
+                await connection.send_command("CLIENT", "ID")
+                admin.client_kill_filter(_id=await connection.read_response())
+                await until_the_stream_has(connection, "end")
+            else:
+                srv.stop()
+                srv.start()
+                await client.set("k", "v")  # on a connection of its own
+            await pool.release(connection)
+            results.append((await outcome(client.get("k")), await transport_of(client)))
+            await client.aclose()
+        return results
+    assert asyncio.run(run()) == [(b"v", "socket"), (b"v", "shm")]
 
 
 def test_from_url_takes_shm_schemes(server: Server) -> None:
