@@ -15,7 +15,9 @@ once.
 
 For the sync workloads it also notes, per operation, how the server picked
 the shm client's requests up (INFO shm: main-thread wake-ups, main-poll's
-catches and misses, fast-path worker passes).
+catches and misses, fast-path worker passes), and the client's own CPU time
+per operation (its rise, with the same pick-ups, marks a slow turn of the
+VM rather than of the channel).
 
 The two clients take turns in short blocks (ROUNDS x BLOCK operations each),
 so a load change on the machine hits both alike; the ratio is socket p50 /
@@ -194,13 +196,16 @@ def measure(server: Server, workload: str, rounds: int, block: int) -> dict:
             op()
     before = server_counters(server)
     clock = time.perf_counter_ns
+    cpu = dict.fromkeys(clients, 0.0)
     for _ in range(rounds):
         for name, op in ops.items():
             out = samples[name]
+            cpu_before = time.process_time()
             for _ in range(block):
                 start = clock()
                 op()
                 out.append(clock() - start)
+            cpu[name] += time.process_time() - cpu_before
     counters = server_counters(server, since=before)
     pool = clients["shm"].connection_pool
     try:
@@ -209,8 +214,12 @@ def measure(server: Server, workload: str, rounds: int, block: int) -> dict:
         connection = pool.get_connection("PING")
     assert connection.transport == "shm", "the shm client fell back to the socket"
     pool.release(connection)
+    # The client's own CPU per operation: in a slow turn of the VM it rises
+    # with the time (redis-py's Python is most of a shm operation).
     result = {name: {"p50_us": percentile(s, 0.5), "p99_us": percentile(s, 0.99),
-                     "samples": len(s)} for name, s in samples.items()}
+                     "samples": len(s),
+                     "client_cpu_us_per_op": round(cpu[name] * 1e6 / len(s), 2)}
+              for name, s in samples.items()}
     result["speedup_p50"] = result["socket"]["p50_us"] / result["shm"]["p50_us"]
     result["shm"]["server_per_op"] = {name: round(count / (rounds * block), 3)
                                       for name, count in counters.items()}
@@ -349,7 +358,10 @@ def main() -> None:
                 per_op = row["shm"].get("server_per_op", {})
                 if per_op:
                     print(" " * 30 + "shm, per operation on the server: " + ", ".join(
-                        f"{name[4:]} {count}" for name, count in per_op.items()))
+                        f"{name[4:]} {count}" for name, count in per_op.items())
+                        + "; client CPU per operation: unix "
+                        f"{row['socket']['client_cpu_us_per_op']}, shm "
+                        f"{row['shm']['client_cpu_us_per_op']} µs")
         finally:
             server.cleanup()
     results["pipeline_lengths"] = pipeline_lengths(rounds)
