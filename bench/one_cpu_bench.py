@@ -32,6 +32,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from redis_py_bench import transport  # noqa: E402
 from stats import thread_cpu_ns  # noqa: E402
 
 from shmcli import redis_py  # noqa: E402
@@ -65,16 +66,6 @@ def pipeline_us(client: redis.Redis, length: int) -> float:
     start = time.perf_counter_ns()
     pipe.execute()
     return (time.perf_counter_ns() - start) / 1000
-
-
-def transport(client: redis.Redis) -> str:
-    pool = client.connection_pool
-    try:
-        connection = pool.get_connection()
-    except TypeError:  # redis-py < 5.3 needs a command name
-        connection = pool.get_connection("PING")
-    pool.release(connection)
-    return connection.transport
 
 
 def measure_mode(mode: str, rounds: int) -> dict:

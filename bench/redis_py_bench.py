@@ -186,6 +186,17 @@ def percentile(samples: list[int], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))] / 1000
 
 
+def transport(client: redis.Redis) -> str:
+    """What the client's pool hands out carries commands over."""
+    pool = client.connection_pool
+    try:
+        connection = pool.get_connection()
+    except TypeError:  # redis-py < 5.3 needs a command name
+        connection = pool.get_connection("PING")
+    pool.release(connection)
+    return connection.transport
+
+
 def measure(server: Server, workload: str, rounds: int, block: int) -> dict:
     clients = {"socket": redis.Redis(unix_socket_path=server.unix_socket),
                "shm": redis_py.Redis(unix_socket_path=server.unix_socket)}
@@ -207,13 +218,7 @@ def measure(server: Server, workload: str, rounds: int, block: int) -> dict:
                 out.append(clock() - start)
             cpu[name] += time.process_time() - cpu_before
     counters = server_counters(server, since=before)
-    pool = clients["shm"].connection_pool
-    try:
-        connection = pool.get_connection()
-    except TypeError:  # redis-py < 5.3 needs a command name
-        connection = pool.get_connection("PING")
-    assert connection.transport == "shm", "the shm client fell back to the socket"
-    pool.release(connection)
+    assert transport(clients["shm"]) == "shm", "the shm client fell back to the socket"
     # The client's own CPU per operation: in a slow turn of the VM it rises
     # with the time (redis-py's Python is most of a shm operation).
     result = {name: {"p50_us": percentile(s, 0.5), "p99_us": percentile(s, 0.99),

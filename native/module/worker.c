@@ -91,7 +91,7 @@ static void spin_over(int *spinning, uint64_t since) {
 static void *worker_main(void *arg) {
     (void)arg;
     uint64_t last_work = 0, busy_since = 0;
-    int spin = 0, spinning = 0, pinned = pinned_to_one_cpu();
+    int spin = 0, spinning = 0, pinned = 0; /* read each time it goes idle */
     while (!atomic_load_explicit(&stopping, memory_order_relaxed)) {
         if (shm_work_pending()) {
             spin_over(&spinning, last_work);
@@ -125,10 +125,12 @@ static void *worker_main(void *arg) {
         }
         spin_over(&spinning, last_work);
         if (shm_poll_window()) continue; /* a window is due: polled through it */
+        /* Idle: the moment to see whether taskset moved us (a system call,
+           kept off the path of a request that wakes us). */
+        pinned = pinned_to_one_cpu();
         shm_poll_plan();
         if (shm_mark_sleeping(1) == 0) sleep_on_doorbells(SLEEP_MS);
         shm_mark_sleeping(0);
-        pinned = pinned_to_one_cpu(); /* taskset may have moved us meanwhile */
     }
     return NULL;
 }
