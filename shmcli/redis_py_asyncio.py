@@ -416,21 +416,20 @@ class _AsyncShmRouting(RouteState):
     # socket with a reply left on it), however far it got.
 
     async def can_read(self) -> bool:  # redis-py >= 8
-        return self._session_owes() or await super().can_read()
+        if self._owed or self._shm_unread:
+            return True
+        return await super().can_read()
 
     async def can_read_destructive(self) -> bool:  # redis-py 5-7
         # redis-py's hiredis parser answers by reading under a zero timeout
         # (a timer and a turn of the loop: about 3 µs).  Its usual answer,
         # nothing anywhere, costs one poll() here; anything else, redis-py
         # decides.
-        if self._session_owes():
+        if self._owed or self._shm_unread:
             return True
         if self._nothing_buffered():
             return False
         return await super().can_read_destructive()
-
-    def _session_owes(self) -> bool:
-        return bool(self._owed or self._shm_unread)
 
     def _nothing_buffered(self) -> bool:
         """Whether no reply waits short of the session: none in the stream
